@@ -1,0 +1,383 @@
+"""Packed, mergeable per-site state for many monitored tensors at once.
+
+A *site* is one monitored tensor: a layer's input (the covariate) or output.
+:class:`ShiftAccumulator` folds every observation of every site during one
+measurement (all micro-batches, all calls of a shared module) into one flat
+float64 buffer:
+
+* ``fields``: ``(len(FIELDS), U)`` per-unit sums (see
+  :func:`~shiftkit.stats.moments.unit_field_sums`), the units of all sites side
+  by side, so per-unit statistics of every layer are computed in one
+  vectorized pass;
+* ``hist``: ``(S, bins + 2)`` fixed-edge histogram counts, one row per site.
+
+Every entry is a sum, so DDP ranks combine with **one** ``all_reduce(SUM)`` of
+the flat buffer. The only other collective is a small ``all_reduce(MAX)`` in
+the first measurement(s), while sites are being *discovered*: their number of
+units is read off the first tensor they see (a module's width is not always an
+attribute), their histogram edges are chosen from that first sample, and all
+ranks must agree on both.
+
+Pure torch: no Lightning. A plain training loop can use it directly::
+
+    acc = ShiftAccumulator([SiteSpec("fc1"), SiteSpec("fc2")])
+    acc.observe(0, h1); acc.observe(1, h2)        # in forward pre-hooks
+    snap = acc.finish(all_reduce=torch_distributed_all_reduce)   # once per measurement
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from shiftkit.stats.histogram import (
+    HistogramEdges,
+    edges_from_range,
+    histogram_counts,
+    sample_range_tensor,
+    strided_subsample,
+)
+from shiftkit.stats.moments import FIELDS, unit_field_sums
+from shiftkit.stats.units import FEATURES, as_unit_tensor, num_units
+
+#: ``all_reduce(tensor, op)`` in place, ``op`` in {"sum", "max"}; None = one process.
+AllReduce = Callable[[Tensor, str], None]
+
+F_COUNT, F_SUM, F_SUMSQ, F_NONFINITE, F_COUNT_H, F_SUM_H, F_SUMSQ_H, F_FLAG = range(len(FIELDS))
+
+
+def torch_distributed_all_reduce(tensor: Tensor, op: str) -> None:
+    """An :data:`AllReduce` over the default ``torch.distributed`` group (no-op if not initialized)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """What to measure at one site.
+
+    Args:
+        name: the site's name, e.g. ``"net.0"`` (input) or ``"net.0@out"``.
+        unit_dim: ``-1`` features (last dim) or ``1`` channels.
+        rectifier: count inputs > 0 (dead fraction of a ReLU input).
+        saturation_threshold: count ``|x| >`` this (saturation of a sigmoid/tanh input).
+    """
+
+    name: str
+    unit_dim: int = FEATURES
+    rectifier: bool = False
+    saturation_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each site's units sit in the packed buffer; grows only by appending.
+
+    ``units[i] == 0`` means site ``i`` has not been seen yet (or was dropped).
+    ``pooled[i]``: the site has more than ``max_units`` units and is tracked as
+    a single pooled unit.
+    """
+
+    units: tuple[int, ...]
+    offsets: tuple[int, ...]
+    pooled: tuple[bool, ...]
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+
+    @property
+    def total_units(self) -> int:
+        return sum(self.units)
+
+    def site_of_unit(self, device=None) -> Tensor:
+        """``(U,)`` long tensor: the site index of every unit column."""
+        idx = torch.empty(self.total_units, dtype=torch.long, device=device)
+        for i, (off, n) in enumerate(zip(self.offsets, self.units)):
+            idx[off : off + n] = i
+        return idx
+
+    def edges(self, i: int, bins: int) -> HistogramEdges | None:
+        return HistogramEdges(self.lo[i], self.hi[i], bins) if self.units[i] else None
+
+    def to_dict(self) -> dict:
+        return {k: list(getattr(self, k)) for k in ("units", "offsets", "pooled", "lo", "hi")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Layout:
+        return cls(**{k: tuple(v) for k, v in d.items()})
+
+    @classmethod
+    def empty(cls, num_sites: int) -> Layout:
+        zeros = (0,) * num_sites
+        nan = (math.nan,) * num_sites
+        return cls(zeros, zeros, (False,) * num_sites, nan, nan)
+
+
+@dataclass
+class Snapshot:
+    """The reduced state of one measurement.
+
+    Attributes:
+        layout: where each site's units are in ``fields``.
+        fields: ``(len(FIELDS), U)`` float64 per-unit sums.
+        hist: ``(S, bins + 2)`` float64 histogram counts.
+        shift: ``(U,)`` float64 shift ``K`` the sums of squares were taken about.
+    """
+
+    layout: Layout
+    fields: Tensor
+    hist: Tensor
+    shift: Tensor
+
+    def extended_to(self, layout: Layout) -> Snapshot:
+        """This snapshot with zero-count columns for units the newer ``layout`` appended."""
+        extra = layout.total_units - self.layout.total_units
+        if extra == 0:
+            return self
+        pad = self.fields.new_zeros(self.fields.shape[0], extra)
+        return Snapshot(layout, torch.cat([self.fields, pad], 1), self.hist, torch.cat([self.shift, pad[0]]))
+
+    def state_dict(self) -> dict:
+        return {"layout": self.layout.to_dict(), "fields": self.fields.cpu(), "hist": self.hist.cpu(), "shift": self.shift.cpu()}
+
+    @classmethod
+    def from_state_dict(cls, d: dict, device=None) -> Snapshot:
+        return cls(Layout.from_dict(d["layout"]), d["fields"].to(device), d["hist"].to(device), d["shift"].to(device))
+
+
+@dataclass
+class _Discovery:
+    """Observations of sites that are not in the layout yet (first measurement)."""
+
+    sums: dict[int, Tensor] = field(default_factory=dict)
+    units: dict[int, int] = field(default_factory=dict)  # before pooling
+    samples: dict[int, list[Tensor]] = field(default_factory=dict)
+    mismatched: set[int] = field(default_factory=set)
+
+
+class ShiftAccumulator:
+    """Accumulates per-unit sums and histograms of many sites, mergeable across ranks.
+
+    Args:
+        sites: what to measure, one :class:`SiteSpec` per site.
+        bins: in-range histogram bins per site (plus underflow and overflow).
+        hist_max_elements: at most this many elements of each observed tensor
+            enter the histogram (a strided subsample, see
+            :func:`~shiftkit.stats.histogram.strided_subsample`); moments always
+            use every element.
+        max_units: a site with more units is tracked as one pooled unit.
+        margin: histogram range widening, see :func:`~shiftkit.stats.histogram.choose_edges`.
+        edge_quantiles: warm-up quantiles that set the histogram range.
+        discovery_rounds: measurements during which unseen sites are still
+            looked for; after that they are dropped (see :attr:`never_seen`).
+        split_half: also sum the first half of each batch (noise floor).
+        device: where the buffers live.
+    """
+
+    def __init__(
+        self,
+        sites: Sequence[SiteSpec],
+        *,
+        bins: int = 64,
+        hist_max_elements: int = 65536,
+        max_units: int = 65536,
+        margin: float = 0.5,
+        edge_quantiles: tuple[float, float] = (0.001, 0.999),
+        discovery_rounds: int = 3,
+        split_half: bool = True,
+        device: torch.device | str | None = None,
+    ):
+        self.sites = list(sites)
+        self.bins = bins
+        self.hist_max_elements = hist_max_elements
+        self.max_units = max_units
+        self.margin = margin
+        self.edge_quantiles = edge_quantiles
+        self.discovery_rounds = discovery_rounds
+        self.split_half = split_half
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.layout = Layout.empty(len(self.sites))
+        self.dropped: set[int] = set()
+        self.never_seen: list[str] = []
+        self.shape_mismatch: set[int] = set()
+        self._edges: list[HistogramEdges | None] = [None] * len(self.sites)
+        self._shift = torch.zeros(0, device=self.device)
+        self._shift_views: dict[int, Tensor] = {}
+        self._discovery = _Discovery()
+        self._alloc()
+
+    # ------------------------------------------------------------------ buffers
+    def _alloc(self) -> None:
+        u, s = self.layout.total_units, len(self.sites)
+        self.flat = torch.zeros(len(FIELDS) * u + s * (self.bins + 2), dtype=torch.float64, device=self.device)
+        self.fields = self.flat[: len(FIELDS) * u].view(len(FIELDS), u)
+        self.hist = self.flat[len(FIELDS) * u :].view(s, self.bins + 2)
+
+    def _grow(self, layout: Layout) -> None:
+        old_fields, old_hist = self.fields, self.hist
+        self.layout = layout
+        self._alloc()
+        self.fields[:, : old_fields.shape[1]] = old_fields
+        self.hist.copy_(old_hist)
+        pad = torch.zeros(layout.total_units - self._shift.numel(), device=self.device)
+        self._shift = torch.cat([self._shift, pad])
+        self._shift_views.clear()
+
+    def _shift_for(self, i: int) -> Tensor:
+        view = self._shift_views.get(i)
+        if view is None:
+            off, n = self.layout.offsets[i], self.layout.units[i]
+            view = self._shift_views[i] = self._shift[off : off + n]
+        return view
+
+    def unit_dim(self, i: int) -> int | None:
+        """The effective unit layout of site ``i`` (None once it is pooled)."""
+        return None if self.layout.pooled[i] else self.sites[i].unit_dim
+
+    # -------------------------------------------------------------- hot path
+    def observe(self, i: int, x: Tensor) -> None:
+        """Fold one tensor seen at site ``i`` into the current measurement (no host sync)."""
+        if i in self.dropped:
+            return
+        x = as_unit_tensor(x)
+        spec = self.sites[i]
+        units = self.layout.units[i]
+        if units == 0:
+            self._observe_new(i, x)
+            return
+        ud = self.unit_dim(i)
+        if num_units(x, ud) != units:
+            self.shape_mismatch.add(i)
+            return
+        off = self.layout.offsets[i]
+        sums = unit_field_sums(
+            x, ud, self._shift_for(i), self.split_half, spec.rectifier, spec.saturation_threshold
+        )
+        self.fields[:, off : off + units].add_(sums)
+        self.hist[i].add_(histogram_counts(strided_subsample(x, self.hist_max_elements), self._edges[i]))
+
+    def _observe_new(self, i: int, x: Tensor) -> None:
+        spec = self.sites[i]
+        real_units = num_units(x, spec.unit_dim)
+        ud = spec.unit_dim if real_units <= self.max_units else None
+        sums = unit_field_sums(x, ud, None, self.split_half, spec.rectifier, spec.saturation_threshold)
+        d = self._discovery
+        if d.units.setdefault(i, real_units) != real_units:
+            d.mismatched.add(i)
+            return
+        d.sums[i] = sums if i not in d.sums else d.sums[i] + sums
+        d.samples.setdefault(i, []).append(strided_subsample(x, self.hist_max_elements).float().clone())
+
+    # ------------------------------------------------------------- per measurement
+    def finish(self, all_reduce: AllReduce | None = None) -> Snapshot:
+        """Reduce across ranks and return this measurement's snapshot; reset for the next.
+
+        Every rank must call it at the same measurements. It synchronizes with
+        the host only while sites are being discovered (edges are read once).
+        """
+        unseen = [i for i in range(len(self.sites)) if self.layout.units[i] == 0 and i not in self.dropped]
+        if unseen and self.discovery_rounds > 0:
+            self._discover(unseen, all_reduce)
+        self._discovery = _Discovery()
+        if all_reduce is not None:
+            all_reduce(self.flat, "sum")
+        snap = Snapshot(self.layout, self.fields, self.hist, self._shift.double())
+        count = self.fields[F_COUNT]
+        # Next shift: this measurement's mean, so that sums of squares stay centred.
+        self._shift = torch.where(count > 0, self.fields[F_SUM] / count.clamp_min(1), self._shift.double()).float()
+        self._shift_views.clear()
+        self._alloc()
+        return snap
+
+    def _discover(self, unseen: list[int], all_reduce: AllReduce | None) -> None:
+        self.discovery_rounds -= 1
+        d = self._discovery
+        # Rows (all reduced with MAX): units, -units (so MAX gives -min: ranks that
+        # disagree are caught), range hi, -range lo. A rank that did not see a
+        # site contributes the neutral values (-1, -inf, -inf, -inf).
+        vec = torch.full((4, len(self.sites)), -math.inf, device=self.device)
+        vec[0].fill_(-1.0)
+        for i in unseen:
+            if i in d.mismatched:
+                vec[0, i] = vec[1, i] = math.inf  # a disagreement: dropped on every rank
+            elif i in d.sums:
+                vec[0, i], vec[1, i] = d.units[i], -d.units[i]
+                lo_hi = sample_range_tensor(torch.cat(d.samples[i]), self.edge_quantiles)
+                vec[2, i] = torch.nan_to_num(lo_hi[1], nan=-math.inf)
+                vec[3, i] = torch.nan_to_num(-lo_hi[0], nan=-math.inf)
+        if all_reduce is not None:
+            all_reduce(vec, "max")
+        c_max, neg_c_min, hi, neg_lo = vec.tolist()  # the one host read of a discovery round
+        units, pooled = list(self.layout.units), list(self.layout.pooled)
+        los, his = list(self.layout.lo), list(self.layout.hi)
+        added = []
+        for i in unseen:
+            if c_max[i] < 1:
+                continue  # nobody saw it this time
+            if math.isinf(c_max[i]) or c_max[i] != -neg_c_min[i]:
+                self.dropped.add(i)
+                self.shape_mismatch.add(i)
+                continue
+            pooled[i] = c_max[i] > self.max_units
+            units[i] = 1 if pooled[i] else int(c_max[i])
+            self._edges[i] = edges_from_range(-neg_lo[i], hi[i], self.bins, self.margin)
+            los[i], his[i] = self._edges[i].lo, self._edges[i].hi
+            added.append(i)
+        if added:
+            offsets = self._offsets_after(units, added)
+            self._grow(Layout(tuple(units), tuple(offsets), tuple(pooled), tuple(los), tuple(his)))
+            for i in added:
+                if i in d.sums:
+                    self.fields[:, offsets[i] : offsets[i] + units[i]].add_(d.sums[i])
+                    for sample in d.samples[i]:
+                        self.hist[i].add_(histogram_counts(sample, self._edges[i]))
+        if self.discovery_rounds == 0:
+            for i in range(len(self.sites)):
+                if self.layout.units[i] == 0 and i not in self.dropped:
+                    self.dropped.add(i)
+                    self.never_seen.append(self.sites[i].name)
+
+    def _offsets_after(self, units: list[int], added: list[int]) -> list[int]:
+        """Offsets with the ``added`` sites appended after the existing columns, in site order."""
+        offsets = list(self.layout.offsets)
+        end = self.layout.total_units
+        for i in sorted(added):
+            offsets[i] = end
+            end += units[i]
+        return offsets
+
+    # ------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict:
+        """Layout, edges, shift and discovery progress (not the partial sums)."""
+        return {
+            "layout": self.layout.to_dict(),
+            "shift": self._shift.cpu(),
+            "dropped": sorted(self.dropped),
+            "never_seen": list(self.never_seen),
+            "discovery_rounds": self.discovery_rounds,
+            "bins": self.bins,
+            "sites": [s.name for s in self.sites],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        names = [s.name for s in self.sites]
+        if state["sites"] != names or state["bins"] != self.bins:
+            raise ValueError(
+                "ShiftAccumulator: checkpoint was taken with other sites or bins "
+                f"(checkpoint: {len(state['sites'])} sites, {state['bins']} bins; "
+                f"now: {len(names)} sites, {self.bins} bins)"
+            )
+        self.layout = Layout.from_dict(state["layout"])
+        self._edges = [self.layout.edges(i, self.bins) for i in range(len(self.sites))]
+        self.dropped = set(state["dropped"])
+        self.never_seen = list(state["never_seen"])
+        self.discovery_rounds = state["discovery_rounds"]
+        self._shift = state["shift"].to(self.device)
+        self._shift_views.clear()
+        self._alloc()
+

@@ -1,0 +1,177 @@
+"""Every per-site statistic of a snapshot, and its shift against a reference, at once.
+
+:func:`site_statistics` works on all sites in one vectorized pass over the
+packed per-unit columns (segment sums by site), in float64, on the snapshot's
+device, and returns one ``(S,)`` tensor per statistic — so the caller can stack
+them and read everything back to the host in a single transfer.
+
+Definitions (B = current snapshot, A = reference; per unit unless noted):
+
+* ``mean``, ``std``: pooled over all units and elements of the site.
+* ``kl_gauss``: mean over units of KL(N(mu_B, var_B) || N(mu_A, var_A)).
+* ``kl_gauss_floor``: the same KL between the two halves of B's batch, scaled to
+  the sizes of A and B (:func:`~shiftkit.stats.divergence.gaussian_kl_noise_scale`):
+  what two samples of one unchanging distribution would give. Shift "above
+  noise" is ``kl_gauss - kl_gauss_floor``.
+* ``mean_drift`` / ``mean_drift_max``: mean / max over units of ``|mu_B - mu_A| / sigma_A``.
+* ``std_log_ratio``: mean over units of ``log(sigma_B / sigma_A)``.
+* ``kl_hist`` / ``js_hist``: between the pooled fixed-edge histograms (smoothed).
+* ``p15``/``p50``/``p85`` (or the requested levels): from B's histogram.
+* ``sat_frac``: fraction of elements beyond the saturation threshold;
+  ``dead_frac``: fraction of elements <= 0; ``dead_units``: fraction of units
+  with no element > 0; ``nonfinite``: count of NaN/±Inf elements.
+
+Variance floor: per site, variances below ``var_floor_rel`` (1e-6) times the
+larger of A's and B's mean per-unit variance are raised to it (plus 1e-30), so
+a constant unit gives a large, finite KL, and the statistics do not change when
+a layer's activations are rescaled.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from shiftkit.stats.accumulator import (
+    F_COUNT,
+    F_COUNT_H,
+    F_FLAG,
+    F_NONFINITE,
+    F_SUM,
+    F_SUM_H,
+    F_SUMSQ,
+    F_SUMSQ_H,
+    SiteSpec,
+    Snapshot,
+)
+from shiftkit.stats.divergence import (
+    HIST_SMOOTHING,
+    gaussian_kl,
+    gaussian_kl_noise_scale,
+    histogram_js,
+    histogram_kl,
+    mean_drift,
+    std_log_ratio,
+)
+from shiftkit.stats.histogram import histogram_percentiles
+from shiftkit.stats.moments import shifted_variance
+
+#: Statistics that need a reference snapshot.
+DIVERGENCE_STATS = ("kl_gauss", "kl_gauss_floor", "kl_hist", "js_hist", "mean_drift", "mean_drift_max", "std_log_ratio")
+
+
+def percentile_names(quantiles: tuple[float, ...]) -> list[str]:
+    """``(0.15, 0.5, 0.85)`` -> ``["p15", "p50", "p85"]`` (``p2.5`` for 0.025)."""
+    return [f"p{100 * q:g}" for q in quantiles]
+
+
+class _Segments:
+    """Sums, means and maxima of per-unit columns by site."""
+
+    def __init__(self, site_of_unit: Tensor, num_sites: int):
+        self.idx = site_of_unit
+        self.num_sites = num_sites
+
+    def sum(self, v: Tensor) -> Tensor:
+        out = torch.zeros(self.num_sites, dtype=torch.float64, device=v.device)
+        return out.index_add_(0, self.idx, v.double())
+
+    def mean(self, v: Tensor, valid: Tensor) -> Tensor:
+        """Mean of ``v`` over the valid units of each site (NaN where none are valid)."""
+        return self.sum(torch.where(valid, v, 0.0)) / self.sum(valid.double())
+
+    def max(self, v: Tensor, valid: Tensor) -> Tensor:
+        out = torch.full((self.num_sites,), -math.inf, dtype=torch.float64, device=v.device)
+        out.scatter_reduce_(0, self.idx, torch.where(valid, v, -math.inf), reduce="amax")
+        return torch.where(torch.isinf(out), math.nan, out)
+
+    def expand(self, per_site: Tensor) -> Tensor:
+        return per_site[self.idx]
+
+
+def _moments(snap: Snapshot) -> tuple[Tensor, Tensor, Tensor]:
+    f = snap.fields
+    n = f[F_COUNT]
+    return n, f[F_SUM] / n, shifted_variance(n, f[F_SUM], f[F_SUMSQ], snap.shift)
+
+
+def site_statistics(
+    cur: Snapshot,
+    ref: Snapshot | None = None,
+    *,
+    sites: Sequence[SiteSpec] = (),
+    quantiles: tuple[float, ...] = (0.15, 0.5, 0.85),
+    var_floor_rel: float = 1e-6,
+    smoothing: float = HIST_SMOOTHING,
+    noise_floor: bool = True,
+) -> dict[str, Tensor]:
+    """Per-site statistics of ``cur`` and, when ``ref`` is given, its shift from ``ref``.
+
+    ``sites`` tells which sites are rectifier inputs (``dead_frac``,
+    ``dead_units``) and which are saturating-nonlinearity inputs (``sat_frac``).
+
+    Returns a dict ``name -> (S,) float64 tensor`` (NaN where a statistic does
+    not apply or a site has no data); the names are those of the module
+    docstring. Divergence statistics are present only when ``ref`` is given;
+    ``kl_gauss_floor`` only when also ``noise_floor``.
+    """
+    layout = cur.layout
+    num_sites = cur.hist.shape[0]
+    seg = _Segments(layout.site_of_unit(cur.fields.device), num_sites)
+    f = cur.fields
+    n, mu, var = _moments(cur)
+    has = n > 0
+    out: dict[str, Tensor] = {}
+
+    n_site = seg.sum(n)
+    mean_site = seg.sum(torch.where(has, f[F_SUM], 0.0)) / n_site
+    spread = torch.where(has, n * (var + (mu - seg.expand(mean_site)).square()), 0.0)
+    out["mean"] = mean_site
+    out["std"] = (seg.sum(spread) / n_site).sqrt()
+    out["nonfinite"] = torch.where(n_site + seg.sum(f[F_NONFINITE]) > 0, seg.sum(f[F_NONFINITE]), math.nan)
+    lo = torch.tensor(layout.lo, dtype=torch.float64, device=f.device)
+    hi = torch.tensor(layout.hi, dtype=torch.float64, device=f.device)
+    pct = histogram_percentiles(cur.hist, lo, hi, quantiles)
+    for j, name in enumerate(percentile_names(quantiles)):
+        out[name] = pct[:, j]
+    flag_frac = seg.sum(f[F_FLAG]) / n_site
+    rectifier = torch.tensor([s.rectifier for s in sites], dtype=torch.bool, device=f.device)
+    saturating = torch.tensor([s.saturation_threshold is not None for s in sites], dtype=torch.bool, device=f.device)
+    if len(sites):
+        out["sat_frac"] = torch.where(saturating, flag_frac, math.nan)
+        out["dead_frac"] = torch.where(rectifier, 1.0 - flag_frac, math.nan)
+        out["dead_units"] = torch.where(rectifier, seg.mean((f[F_FLAG] == 0).double(), has), math.nan)
+
+    if ref is None:
+        return out
+    ref = ref.extended_to(layout)
+    n_a, mu_a, var_a = _moments(ref)
+    both = has & (n_a > 0)
+    typical = torch.maximum(seg.mean(var_a, n_a > 0), seg.mean(var, has)).nan_to_num(0.0)
+    floor = seg.expand(var_floor_rel * typical + 1e-30)
+    out["kl_gauss"] = seg.mean(gaussian_kl(mu, var, mu_a, var_a, floor), both)
+    drift = mean_drift(mu, mu_a, var_a, floor)
+    out["mean_drift"] = seg.mean(drift, both)
+    out["mean_drift_max"] = seg.max(drift, both)
+    out["std_log_ratio"] = seg.mean(std_log_ratio(var, var_a, floor), both)
+    hist_ok = (cur.hist.sum(-1) > 0) & (ref.hist.sum(-1) > 0)
+    out["kl_hist"] = torch.where(hist_ok, histogram_kl(cur.hist, ref.hist, smoothing), math.nan)
+    out["js_hist"] = torch.where(hist_ok, histogram_js(cur.hist, ref.hist, smoothing), math.nan)
+    if noise_floor:
+        out["kl_gauss_floor"] = _split_half_floor(cur, n_a, floor, seg, both)
+    return out
+
+
+def _split_half_floor(cur: Snapshot, n_a: Tensor, floor: Tensor, seg: _Segments, both: Tensor) -> Tensor:
+    f = cur.fields
+    n1 = f[F_COUNT_H]
+    n2 = f[F_COUNT] - n1
+    var1 = shifted_variance(n1, f[F_SUM_H], f[F_SUMSQ_H], cur.shift)
+    var2 = shifted_variance(n2, f[F_SUM] - f[F_SUM_H], f[F_SUMSQ] - f[F_SUMSQ_H], cur.shift)
+    kl_halves = gaussian_kl(
+        (f[F_SUM] - f[F_SUM_H]) / n2, var2, f[F_SUM_H] / n1, var1, floor
+    ) * gaussian_kl_noise_scale(n_a, f[F_COUNT], n1, n2)
+    return seg.mean(kl_halves, both & (n1 > 0) & (n2 > 0))

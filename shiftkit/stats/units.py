@@ -1,0 +1,54 @@
+"""Which elements of an activation tensor belong to which unit.
+
+Units are features (the last dimension) for ``Linear``-style tensors and
+channels (dimension 1) for ``Conv``/``BatchNorm``-style tensors, pooled over
+batch and space as BatchNorm does; ``None`` pools every element into one unit.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+#: Unit layouts: features are the last dimension, channels are dimension 1.
+FEATURES = -1
+CHANNELS = 1
+
+
+def reduce_dims(ndim: int, unit_dim: int | None) -> tuple[int, ...]:
+    """The dimensions to sum over so that one value per unit is left.
+
+    Args:
+        ndim: number of dimensions of the activation tensor.
+        unit_dim: ``-1`` (features, last dim), ``1`` (channels) or ``None``
+            (pooled: every element belongs to one single unit).
+    """
+    if unit_dim is None:
+        return tuple(range(ndim))
+    unit = unit_dim % ndim
+    return tuple(d for d in range(ndim) if d != unit)
+
+
+def num_units(x: Tensor, unit_dim: int | None) -> int:
+    """How many units ``x`` holds under the layout ``unit_dim``."""
+    if unit_dim is None:
+        return 1
+    return x.shape[unit_dim % x.dim()]
+
+
+def as_unit_tensor(x: Tensor) -> Tensor:
+    """``x`` as float32 with at least 2 dimensions (a lone vector is one sample)."""
+    x = x.detach()
+    if x.dim() == 0:
+        x = x.reshape(1, 1)
+    elif x.dim() == 1:
+        x = x.unsqueeze(0)
+    return x.float()
+
+
+def broadcast_units(v: Tensor, ndim: int, unit_dim: int | None) -> Tensor:
+    """Reshape a per-unit vector so that it broadcasts against an ``ndim`` tensor."""
+    if unit_dim is None:
+        return v.reshape((1,) * ndim)
+    shape = [1] * ndim
+    shape[unit_dim % ndim] = v.numel()
+    return v.reshape(shape)

@@ -1,0 +1,98 @@
+"""One measurement's numbers: read back in one transfer, logged in one call per logger."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+from torch import Tensor
+
+from shiftkit.records import SHIFT_MAX_KL_GAUSS, SHIFT_MEAN_KL_GAUSS, histogram_key, shift_key
+from shiftkit.stats import Snapshot
+
+
+@dataclass
+class SiteRecord:
+    """The host-side numbers of one site at one measurement."""
+
+    site: str
+    values: dict[str, float]
+    hist: list[float] = field(default_factory=list)
+
+    @property
+    def has_data(self) -> bool:
+        """The site saw at least one element (finite or not) in this measurement."""
+        return not math.isnan(self.values.get("nonfinite", math.nan))
+
+    def row(self, step: int, epoch: int) -> dict[str, Any]:
+        return {"step": step, "epoch": epoch, "site": self.site, **self.values}
+
+
+def records_from_host(stats: dict[str, Tensor], snap: Snapshot, sites: list[str], with_hist: bool) -> list[SiteRecord]:
+    """Every statistic of every site (and the histograms if asked) in a single device-to-host copy."""
+    names = list(stats)
+    num_sites = len(sites)
+    payload = torch.stack([stats[n] for n in names]).flatten()
+    if with_hist:
+        payload = torch.cat([payload, snap.hist.flatten()])
+    host = payload.tolist()
+    bins = snap.hist.shape[1]
+    hist_start = len(names) * num_sites
+    records = []
+    for i, site in enumerate(sites):
+        values = {n: host[j * num_sites + i] for j, n in enumerate(names)}
+        hist = host[hist_start + i * bins : hist_start + (i + 1) * bins] if with_hist else []
+        records.append(SiteRecord(site, values, hist))
+    return records
+
+
+def measurement_metrics(records: Iterable[SiteRecord], allowed: frozenset[str]) -> dict[str, float]:
+    """The flat ``{key: value}`` dict of one measurement: per-site stats plus network summaries.
+
+    NaN values (a statistic that does not apply, or no reference yet) are left out.
+    """
+    metrics: dict[str, float] = {}
+    kls = []
+    for r in records:
+        if not r.has_data:
+            continue
+        for stat, value in r.values.items():
+            if stat in allowed and not math.isnan(value):
+                metrics[shift_key(r.site, stat)] = value
+        kl = r.values.get("kl_gauss", math.nan)
+        if math.isfinite(kl):
+            kls.append(kl)
+    if kls:
+        metrics[SHIFT_MEAN_KL_GAUSS] = sum(kls) / len(kls)
+        metrics[SHIFT_MAX_KL_GAUSS] = max(kls)
+    return metrics
+
+
+def wandb_histograms(records: Iterable[SiteRecord], snap: Snapshot) -> dict[str, Any]:
+    """``wandb.Histogram`` objects of the fixed-edge histograms (outer bins drawn one bin wide)."""
+    import wandb
+
+    out = {}
+    for i, r in enumerate(records):
+        edges = snap.layout.edges(i, snap.hist.shape[1] - 2)
+        if r.hist and edges is not None and sum(r.hist) > 0:
+            out[histogram_key(r.site)] = wandb.Histogram(np_histogram=(r.hist, edges.tensor().tolist()))
+    return out
+
+
+def log_measurement(loggers, records: list[SiteRecord], step: int, allowed: frozenset[str], snap: Snapshot | None) -> None:
+    """One ``log_metrics`` call per logger; W&B loggers also get the histograms when ``snap`` is given."""
+    metrics = measurement_metrics(records, allowed)
+    if not loggers or not metrics:
+        return
+    from lightning.pytorch.loggers import WandbLogger
+
+    hists = None
+    for logger in loggers:
+        if snap is not None and isinstance(logger, WandbLogger):
+            hists = hists if hists is not None else wandb_histograms(records, snap)
+            logger.log_metrics({**metrics, **hists}, step=step)
+        else:
+            logger.log_metrics(metrics, step=step)

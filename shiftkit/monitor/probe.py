@@ -1,0 +1,71 @@
+"""The probe batch: the same inputs re-run through the model at every measurement.
+
+Comparing the layer inputs of one fixed batch at two steps isolates the shift
+caused by the parameter updates from the shift caused by drawing a different
+minibatch. The probe runs the model's *training-mode* forward (as the paper's
+definition of internal covariate shift asks), under ``torch.no_grad()``, and
+leaves no trace: buffers (BatchNorm running statistics, step counters) are
+restored afterwards and the random number generators are forked and seeded,
+so dropout/noise layers draw the same masks at every probe and the training
+run's random stream is untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+#: ``probe_fn(module, batch)`` runs the forward pass of ``module`` on ``batch``.
+ProbeFn = Callable[[nn.Module, Any], Any]
+
+
+def default_probe_fn(module: nn.Module, batch: Any) -> Any:
+    """Forward the inputs of a batch: ``module(batch)`` for a tensor,
+    ``module(batch[0])`` for an ``(x, y, ...)`` tuple/list, ``module(batch["x"])``
+    (or ``"input"``/``"inputs"``) for a dict.
+    """
+    if isinstance(batch, Tensor):
+        return module(batch)
+    if isinstance(batch, (tuple, list)) and batch:
+        return module(batch[0])
+    if isinstance(batch, Mapping):
+        for key in ("x", "input", "inputs", "image", "images"):
+            if key in batch:
+                return module(batch[key])
+    raise TypeError(
+        f"ShiftMonitor(reference='probe'): cannot tell the inputs of a batch of type "
+        f"{type(batch).__name__}; pass probe_fn=lambda module, batch: module(...)"
+    )
+
+
+def detached_copy(batch: Any) -> Any:
+    """A copy of a (nested) batch with every tensor detached and cloned."""
+    if isinstance(batch, Tensor):
+        return batch.detach().clone()
+    if isinstance(batch, Mapping):
+        return type(batch)({k: detached_copy(v) for k, v in batch.items()})
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(detached_copy(v) for v in batch))
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(detached_copy(v) for v in batch)
+    return batch
+
+
+def run_probe(module: nn.Module, batch: Any, probe_fn: ProbeFn, seed: int) -> None:
+    """Run ``probe_fn(module, batch)`` in training mode without side effects (see module doc)."""
+    saved = [(b, b.detach().clone()) for b in module.buffers()]
+    was_training = module.training
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.manual_seed(seed)
+            module.train()
+            probe_fn(module, batch)
+    finally:
+        module.train(was_training)
+        with torch.no_grad():
+            for buf, copy in saved:
+                buf.copy_(copy)

@@ -1,0 +1,395 @@
+"""ShiftMonitor: measure how each layer's input distribution moves while a network trains."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Sequence
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
+
+from shiftkit.monitor.hooks import SiteHooks
+from shiftkit.monitor.logging import SiteRecord, log_measurement, records_from_host
+from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, run_probe
+from shiftkit.monitor.selection import Pattern, build_sites, select_modules, unit_layouts
+from shiftkit.monitor.summary import summarize_history
+from shiftkit.stats import (
+    SATURATION_THRESHOLDS,
+    ShiftAccumulator,
+    SiteSpec,
+    Snapshot,
+    percentile_names,
+    site_statistics,
+    torch_distributed_all_reduce,
+)
+
+TRACKS = ("inputs", "outputs", "both")
+REFERENCES = ("previous", "initial", "probe")
+BASE_STATS = (
+    "kl_gauss", "kl_gauss_floor", "kl_hist", "js_hist", "mean_drift", "mean_drift_max", "std_log_ratio",
+    "mean", "std", "sat_frac", "dead_frac", "dead_units", "nonfinite",
+)  # fmt: skip
+
+
+class ShiftMonitor(Callback):
+    r"""Measure internal covariate shift: how each layer's input distribution moves between steps.
+
+    Attach it to any LightningModule, with no change to the module::
+
+        trainer = Trainer(callbacks=[ShiftMonitor()])
+
+    Every ``every_n_steps`` optimizer steps it folds the selected layers'
+    inputs of that step's training batch (all micro-batches, all calls of a
+    shared module) into per-unit sufficient statistics and a fixed-edge
+    histogram, on the device, without host syncs inside the hooks. Then, once
+    per measurement, it sums those states across DDP ranks with one
+    ``all_reduce``, compares them with the reference snapshot, reads every
+    number back in one transfer and logs them through the Trainer's loggers.
+    Validation, test and predict forwards are never measured.
+
+    Logged per site (a layer's input is named after the layer; an output gets
+    the suffix ``@out``), as ``shift/{site}/{stat}``:
+
+    * against the reference: ``kl_gauss`` (mean over units of the Gaussian
+      KL(now || reference)), ``kl_gauss_floor`` (the KL two batches of one
+      unchanging distribution would give, from a split-half estimate within the
+      batch; not in probe mode, where the inputs do not change),
+      ``kl_hist``/``js_hist`` (between fixed-edge histograms),
+      ``mean_drift``/``mean_drift_max`` (``|mu - mu_ref| / sigma_ref``, mean/max
+      over units), ``std_log_ratio`` (``log(sigma / sigma_ref)``);
+    * of the current snapshot: ``mean``, ``std``, ``p15``/``p50``/``p85``
+      (from the histogram), ``nonfinite`` (count of NaN/Inf), ``sat_frac``
+      (inputs of sigmoid/tanh beyond the saturation threshold), ``dead_frac``
+      and ``dead_units`` (inputs of ReLU that are <= 0 / units that never fire);
+    * per network: ``shift/mean_kl_gauss`` and ``shift/max_kl_gauss`` over sites.
+
+    The exact definitions are in :mod:`shiftkit.stats.compare`.
+
+    Args:
+        layers: which modules to watch: glob patterns on module names
+            (``"encoder.*"``) or type names (``"Conv*"``), or module classes.
+            Default: every ``Linear``, ``Conv*``, ``BatchNorm*``/``LayerNorm``/
+            ``GroupNorm`` and activation module.
+        exclude: patterns of modules to leave out, same forms as ``layers``.
+        track: measure each layer's ``"inputs"`` (the covariates, default),
+            ``"outputs"``, or ``"both"``.
+        every_n_steps: measure every this many optimizer steps (steps where
+            ``global_step % every_n_steps == 0``); default: the Trainer's
+            ``log_every_n_steps``.
+        reference: what a snapshot is compared with: ``"previous"`` (the last
+            measurement), ``"initial"`` (the first measurement), or
+            ``"probe"``: instead of the training batch, a fixed probe batch is
+            re-run through the training-mode forward under ``torch.no_grad()``
+            at every measurement (see :mod:`shiftkit.monitor.probe`) and
+            compared with the probe's previous (or initial, see
+            ``probe_baseline``) snapshot, so only parameter changes move it.
+        probe_batch: the probe batch; default: the first training batch.
+        probe_fn: ``probe_fn(module, batch)`` runs the forward pass on a batch;
+            default :func:`~shiftkit.monitor.probe.default_probe_fn`.
+        probe_baseline: in probe mode, compare with the ``"previous"`` or the
+            ``"initial"`` probe snapshot.
+        stats: which statistics to log (default all); names from the list above,
+            percentile names follow ``quantiles`` (``p15`` for 0.15).
+        quantiles: percentile levels read from the histograms.
+        bins: in-range histogram bins per site (plus underflow and overflow).
+        hist_max_elements: at most this many elements per observed tensor go
+            into the histogram (a strided subsample; moments use all elements).
+        saturation_thresholds: ``{activation type name: |x| threshold}``;
+            default :data:`~shiftkit.stats.SATURATION_THRESHOLDS` (Sigmoid 4, Tanh 2).
+        noise_floor: log ``kl_gauss_floor`` (costs a few half-batch reductions).
+        log_histograms: with a ``WandbLogger``, also log each site's fixed-edge
+            histogram as a ``wandb.Histogram`` (key ``shift_hist/{site}``) ...
+        histogram_every: ... every this many measurements.
+        keep_history: keep :attr:`history` in memory.
+        max_units: a site with more units than this is tracked as one pooled unit.
+        probe_seed: seed of the probe forward's random number generators.
+
+    Attributes:
+        history: a **list of dict rows**, one per (measurement, site): ``step``,
+            ``epoch``, ``site`` and every statistic (NaN where it does not
+            apply). ``pandas.DataFrame(monitor.history)`` gives a tidy table;
+            see also :meth:`history_frame` and :meth:`summary`. Under
+            ``ddp_spawn`` the launching process gets no history back: read the
+            logger's files instead.
+
+    Example::
+
+        from lightning.pytorch import Trainer
+        from shiftkit import ShiftMonitor
+
+        monitor = ShiftMonitor(every_n_steps=20, layers=["Linear", "Sigmoid"])
+        Trainer(max_steps=500, callbacks=[monitor]).fit(model, datamodule)
+        print(monitor.summary(top=5))
+    """
+
+    def __init__(
+        self,
+        layers: Pattern | Sequence[Pattern] | None = None,
+        exclude: Pattern | Sequence[Pattern] | None = None,
+        track: Literal["inputs", "outputs", "both"] = "inputs",
+        every_n_steps: int | None = None,
+        reference: Literal["previous", "initial", "probe"] = "previous",
+        probe_batch: Any = None,
+        probe_fn: ProbeFn | None = None,
+        probe_baseline: Literal["previous", "initial"] = "previous",
+        stats: Sequence[str] | None = None,
+        quantiles: Sequence[float] = (0.15, 0.5, 0.85),
+        bins: int = 64,
+        hist_max_elements: int = 65536,
+        saturation_thresholds: dict[str, float] | None = None,
+        noise_floor: bool = True,
+        log_histograms: bool = False,
+        histogram_every: int = 10,
+        keep_history: bool = True,
+        max_units: int = 65536,
+        probe_seed: int = 0,
+    ):
+        super().__init__()
+        _check_choice("track", track, TRACKS)
+        _check_choice("reference", reference, REFERENCES)
+        _check_choice("probe_baseline", probe_baseline, ("previous", "initial"))
+        _check_int("every_n_steps", every_n_steps, 1, allow_none=True)
+        _check_int("bins", bins, 2)
+        _check_int("hist_max_elements", hist_max_elements, 1)
+        _check_int("histogram_every", histogram_every, 1)
+        _check_int("max_units", max_units, 1)
+        quantiles = tuple(float(q) for q in quantiles)
+        if not quantiles or not all(0.0 < q < 1.0 for q in quantiles):
+            raise ValueError(f"ShiftMonitor: quantiles must be levels in (0, 1), got {quantiles!r}")
+        known = BASE_STATS + tuple(percentile_names(quantiles))
+        if stats is not None:
+            stats = (stats,) if isinstance(stats, str) else tuple(stats)
+            unknown = [s for s in stats if s not in known]
+            if unknown:
+                raise ValueError(f"ShiftMonitor: unknown stats {unknown}; allowed: {', '.join(known)}")
+        thresholds = dict(SATURATION_THRESHOLDS if saturation_thresholds is None else saturation_thresholds)
+        bad = {k: v for k, v in thresholds.items() if not (isinstance(v, (int, float)) and v > 0)}
+        if bad:
+            raise ValueError(f"ShiftMonitor: saturation_thresholds must be positive numbers, got {bad}")
+        if probe_fn is not None and not callable(probe_fn):
+            raise ValueError("ShiftMonitor: probe_fn must be callable as probe_fn(module, batch)")
+
+        self.layers, self.exclude, self.track = layers, exclude, track
+        self.every_n_steps, self.reference = every_n_steps, reference
+        self.probe_batch, self.probe_fn, self.probe_baseline = probe_batch, probe_fn, probe_baseline
+        self.stats = frozenset(stats if stats is not None else known)
+        self.quantiles, self.bins, self.hist_max_elements = quantiles, bins, hist_max_elements
+        self.saturation_thresholds, self.noise_floor = thresholds, noise_floor
+        self.log_histograms, self.histogram_every = log_histograms, histogram_every
+        self.keep_history, self.max_units, self.probe_seed = keep_history, max_units, probe_seed
+
+        self.history: list[dict[str, Any]] = []
+        self.measurements = 0
+        self.last_measured_step: int | None = None
+        # Set up per fit (never in __init__: under ddp_spawn, tensors made here
+        # would be shared between the spawned ranks).
+        self._hooks: SiteHooks | None = None
+        self._sites: list[SiteSpec] = []
+        self._acc: ShiftAccumulator | None = None
+        self._ref: Snapshot | None = None
+        self._probe: Any = None
+        self._every = 1
+        self._batch_step = -1
+        self._probed_step = -1
+        self._pending_state: dict | None = None
+        self._warned: set[tuple[str, str]] = set()
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(layers=repr(self.layers), track=self.track, reference=self.reference)
+
+    @property
+    def site_names(self) -> list[str]:
+        """Names of the monitored sites (available after ``setup``)."""
+        return [s.name for s in self._sites]
+
+    # ---------------------------------------------------------------- life cycle
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        selected = select_modules(pl_module, self.layers, self.exclude)
+        sites = build_sites(selected, unit_layouts(pl_module), self.track, self.saturation_thresholds)
+        self._sites = [spec for spec, _, _ in sites]
+        self._every = self.every_n_steps or trainer.log_every_n_steps
+        if self._hooks is not None:
+            self._hooks.remove()
+        self._hooks = SiteHooks(self._observe, self._skipped)
+        for i, (_, kind, module) in enumerate(sites):
+            self._hooks.register(i, module, kind)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._acc = ShiftAccumulator(
+            self._sites,
+            bins=self.bins,
+            hist_max_elements=self.hist_max_elements,
+            max_units=self.max_units,
+            split_half=self.noise_floor and self.reference != "probe",
+            device=pl_module.device,
+        )
+        self._ref, self._probe = None, None
+        self._batch_step = self._probed_step = -1
+        if self.probe_batch is not None:
+            self._probe = _to_device(self.probe_batch, pl_module.device)
+        if self._pending_state is not None:
+            self._restore(self._pending_state, pl_module.device)
+            self._pending_state = None
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        self._batch_step = step
+        due = step % self._every == 0 and step != self.last_measured_step
+        if self.reference != "probe":
+            self._hooks.active = due
+            return
+        if self._probe is None:
+            self._probe = detached_copy(batch)
+        if due and self._probed_step != step:
+            self._probed_step = step
+            self._hooks.active = True
+            try:
+                run_probe(pl_module, self._probe, self.probe_fn or default_probe_fn, self.probe_seed)
+            finally:
+                self._hooks.active = False
+            self._measure(trainer, step)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        was_active, self._hooks.active = self._hooks.active, False
+        # Under gradient accumulation the step's micro-batches all fold into one
+        # snapshot: measure once the optimizer has stepped.
+        if was_active and trainer.global_step != self._batch_step:
+            self._measure(trainer, self._batch_step)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit" and self._hooks is not None:
+            self._hooks.remove()
+            self._hooks = None
+            self._warn_once_for_missing()
+
+    # ------------------------------------------------------------------- hot path
+    def _observe(self, index: int, x: torch.Tensor) -> None:
+        self._acc.observe(index, x)
+
+    def _skipped(self, index: int) -> None:
+        self._warn_once(self._sites[index].name, "no-tensor", "its {kind} carried no floating-point tensor; skipped")
+
+    # ------------------------------------------------------------- per measurement
+    def _measure(self, trainer: Trainer, step: int) -> None:
+        distributed = trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
+        snap = self._acc.finish(all_reduce=torch_distributed_all_reduce if distributed else None)
+        ref = self._ref
+        stats = site_statistics(
+            snap,
+            ref,
+            sites=self._sites,
+            quantiles=self.quantiles,
+            noise_floor=self.noise_floor and self.reference != "probe",
+        )
+        keep_first = self.reference == "initial" or (self.reference == "probe" and self.probe_baseline == "initial")
+        if ref is None or not keep_first:
+            self._ref = snap
+        with_hist = self.log_histograms and self.measurements % self.histogram_every == 0
+        records = records_from_host(stats, snap, [s.name for s in self._sites], with_hist)
+        self.measurements += 1
+        self.last_measured_step = step
+        self._warn_about(records)
+        log_measurement(trainer.loggers, records, step, self.stats, snap if with_hist else None)
+        if self.keep_history:
+            self.history.extend(r.row(step, trainer.current_epoch) for r in records if r.has_data)
+
+    # ------------------------------------------------------------------- results
+    def history_frame(self):
+        """:attr:`history` as a pandas DataFrame (one row per measurement and site)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.history)
+
+    def summary(self, top: int | None = 10, by: str = "kl_gauss"):
+        """The most-shifted sites: a DataFrame with one row per site, sorted by mean ``by``.
+
+        Columns: the mean and last value of ``by`` over measurements, its mean
+        excess over the noise floor (``kl_gauss - kl_gauss_floor``), the largest
+        ``mean_drift``, and the last ``mean``/``std``/``sat_frac``/``dead_frac``.
+        """
+        return summarize_history(self.history, top=top, by=by)
+
+    # -------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        if self._acc is None:
+            return {} if self._pending_state is None else self._pending_state
+        return {
+            "version": 1,
+            "sites": [s.name for s in self._sites],
+            "measurements": self.measurements,
+            "last_measured_step": self.last_measured_step,
+            "accumulator": self._acc.state_dict(),
+            "reference": None if self._ref is None else self._ref.state_dict(),
+            "probe": None if self._probe is None else _to_device(self._probe, "cpu"),
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not state_dict:
+            return
+        # Applied at on_train_start, once the model is on its device.
+        self._pending_state = state_dict
+        self.history = list(state_dict.get("history", []))
+        self.measurements = state_dict.get("measurements", 0)
+        self.last_measured_step = state_dict.get("last_measured_step")
+
+    def _restore(self, state: dict, device: torch.device) -> None:
+        names = [s.name for s in self._sites]
+        if state.get("sites") != names:
+            raise ValueError(
+                "ShiftMonitor: the checkpoint was written for other monitored layers "
+                f"({len(state.get('sites', []))} sites) than this model has ({len(names)}); "
+                "resume with the same model and the same layers/exclude/track arguments"
+            )
+        self._acc.load_state_dict(state["accumulator"])
+        if state.get("reference") is not None:
+            self._ref = Snapshot.from_state_dict(state["reference"], device)
+        if state.get("probe") is not None and self.probe_batch is None:
+            self._probe = _to_device(state["probe"], device)
+
+    # ------------------------------------------------------------------ warnings
+    def _warn_once(self, site: str, what: str, message: str) -> None:
+        if (site, what) not in self._warned:
+            self._warned.add((site, what))
+            kind = "output" if site.endswith("@out") else "input"
+            rank_zero_warn(f"ShiftMonitor: site '{site}': " + message.format(kind=kind))
+
+    def _warn_about(self, records: list[SiteRecord]) -> None:
+        for r in records:
+            if r.values.get("nonfinite", 0.0) > 0:
+                self._warn_once(
+                    r.site, "nonfinite", "{kind} had non-finite values (counted in 'nonfinite', left out of the statistics)"
+                )
+        for i in sorted(self._acc.shape_mismatch):
+            self._warn_once(self._sites[i].name, "shape", "the number of units changed between calls; those calls are skipped")
+
+    def _warn_once_for_missing(self) -> None:
+        if self._acc is not None:
+            for name in self._acc.never_seen:
+                self._warn_once(name, "never", "never ran in a measured training step; dropped")
+
+
+def _to_device(batch: Any, device) -> Any:
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    return move_data_to_device(detached_copy(batch), device)
+
+
+def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"ShiftMonitor: {name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"ShiftMonitor: {name} must be an integer >= {minimum}, got {value!r}")
+
+

@@ -52,6 +52,7 @@ from shiftkit.records.wandb_offline import (
     read_wandb_offline,
     read_wandb_offline_config,
     read_wandb_offline_summary,
+    wait_for_wandb_run,
 )
 
 __all__ = [
@@ -90,5 +91,6 @@ __all__ = [
     "shift_key",
     "shift_long_format",
     "strip_secrets",
+    "wait_for_wandb_run",
     "write_result_record",
 ]

@@ -13,6 +13,11 @@ from shiftkit.records.names import STEP
 METRICS_CSV = "metrics.csv"
 """The file name ``CSVLogger`` writes in its version directory."""
 
+# Lightning writes repr(float); before pandas 3.1 only the "round_trip" converter reads
+# it back bit-exactly (3.1 made it the only converter and deprecated the argument).
+_PANDAS_VERSION = tuple(int(part) for part in pd.__version__.split(".")[:2])
+_EXACT_FLOATS = {} if _PANDAS_VERSION >= (3, 1) else {"float_precision": "round_trip"}
+
 
 def read_csv_metrics(path: str | os.PathLike) -> pd.DataFrame:
     """Read a ``CSVLogger`` run into one row per step.
@@ -35,4 +40,4 @@ def read_csv_metrics(path: str | os.PathLike) -> pd.DataFrame:
     csv_path = path / METRICS_CSV if path.is_dir() else path
     if not csv_path.is_file():
         raise FileNotFoundError(f"no CSVLogger metrics file at {csv_path}")
-    return merge_rows_by_step(pd.read_csv(csv_path), STEP)
+    return merge_rows_by_step(pd.read_csv(csv_path, **_EXACT_FLOATS), STEP)

@@ -24,8 +24,12 @@ key path ``("a", "b")`` and read back, as the W&B API does, as column ``"a.b"``;
 media such as ``wandb.Histogram`` (dicts with a ``_type``) stay whole dicts,
 e.g. ``{"_type": "histogram", "bins": [...], "values": [...]}``.
 
-Under DDP with forked workers, rank 0 must call ``wandb.finish()`` at teardown,
-or the run file stays empty.
+wandb-core buffers the current 32 KiB block and writes it when the block is full
+or the run is closed, so a live run's file lags behind what was logged, and
+``wandb.finish()`` (0.31) may return before the file is complete: call
+:func:`wait_for_wandb_run` before reading a run that was just finished. For the
+same reason, under DDP with forked workers rank 0 must call ``wandb.finish()`` at
+teardown, or the run file stays empty.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import json
 import os
 import re
 import struct
+import time
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -83,7 +88,7 @@ def iter_wandb_records(path: str | os.PathLike) -> Iterator[bytes]:
                 if len(block) == BLOCK_SIZE:  # the rest is padding: next block
                     block_start, pos, block = block_start + BLOCK_SIZE, 0, f.read(BLOCK_SIZE)
                     continue
-                if pending is not None or pos < len(block):
+                if pending is not None or any(block[pos:]):  # zeros: cut in padding
                     _warn_truncated(path, block_start + pos, "file ends inside a record")
                 return
             crc, length, kind = _CHUNK.unpack_from(block, pos)
@@ -161,6 +166,7 @@ class _RunContents:
     history: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    complete: bool = False  # saw the exit record W&B writes when the run finishes
 
 
 def _read_run(path, run_id) -> _RunContents:
@@ -190,6 +196,8 @@ def _read_run(path, run_id) -> _RunContents:
             _apply_items(contents.config, record.config.update, record.config.remove)
         elif kind == "run":
             _apply_items(contents.config, record.run.config.update, record.run.config.remove)
+        elif kind == "exit":
+            contents.complete = True
     contents.summary.pop(_INTERNAL_KEY, None)
     contents.config.pop(_INTERNAL_KEY, None)
     contents.summary = _flatten(contents.summary)
@@ -242,11 +250,16 @@ def read_wandb_offline(
     Returns:
         A DataFrame sorted by ``step_col`` (``int64``, first). Scalars are
         floats/ints, media (``wandb.Histogram``...) are dicts in object columns.
+        ``df.attrs["complete"]`` says whether the run's exit record was read
+        (False: still running, crashed, or not yet flushed).
     """
-    rows = _read_run(path, run_id).history
-    if not rows:
-        return pd.DataFrame({step_col: pd.Series(dtype="int64")})
-    return merge_rows_by_step(pd.DataFrame(rows), step_col)
+    contents = _read_run(path, run_id)
+    if contents.history:
+        df = merge_rows_by_step(pd.DataFrame(contents.history), step_col)
+    else:
+        df = pd.DataFrame({step_col: pd.Series(dtype="int64")})
+    df.attrs["complete"] = contents.complete
+    return df
 
 
 def read_wandb_offline_summary(path: str | os.PathLike, run_id: str | None = None) -> dict:
@@ -261,3 +274,33 @@ def read_wandb_offline_summary(path: str | os.PathLike, run_id: str | None = Non
 def read_wandb_offline_config(path: str | os.PathLike, run_id: str | None = None) -> dict:
     """Return the run config (as given to ``wandb.init`` and ``wandb.config`` updates), nested."""
     return _read_run(path, run_id).config
+
+
+def wait_for_wandb_run(
+    path: str | os.PathLike, run_id: str | None = None, timeout: float = 30.0
+) -> Path:
+    """Wait until a run's ``.wandb`` file holds its exit record, and return the file.
+
+    ``wandb.finish()`` can return before wandb-core has written the last
+    buffered block; reading right after it may see only the 7-byte header.
+
+    Args:
+        path: see :func:`find_wandb_run_file`.
+        run_id: see :func:`find_wandb_run_file`.
+        timeout: seconds to wait.
+
+    Raises:
+        TimeoutError: if the exit record has not appeared within ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with warnings.catch_warnings():  # a half-written tail is expected here
+            warnings.simplefilter("ignore", TruncatedRunWarning)
+            try:
+                if _read_run(path, run_id).complete:
+                    return find_wandb_run_file(path, run_id)
+            except FileNotFoundError:
+                pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"W&B run under {path} not finished after {timeout} s")
+        time.sleep(0.05)

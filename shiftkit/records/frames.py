@@ -8,6 +8,7 @@ from shiftkit.records.names import STEP, parse_shift_key
 
 LONG_COLUMNS = ("step", "site", "stat", "value")
 """Columns of :func:`shift_long_format`'s result."""
+_LONG_DTYPES = ("int64", "str", "str", "float64")
 
 
 def merge_rows_by_step(df: pd.DataFrame, step_col: str = STEP) -> pd.DataFrame:
@@ -50,6 +51,3 @@ def shift_long_format(df: pd.DataFrame, step_col: str = STEP) -> pd.DataFrame:
     long = long.rename(columns={step_col: "step"})[list(LONG_COLUMNS)]
     long = long.astype({"step": "int64", "value": "float64"})
     return long.sort_values(["step", "site", "stat"], kind="stable").reset_index(drop=True)
-
-
-_LONG_DTYPES = ("int64", "object", "object", "float64")

@@ -99,7 +99,7 @@ def write_result_record(path: str | os.PathLike, record: dict) -> Path:
     new one, never a partial one; if anything fails the old file is untouched
     and the temporary file removed. Secret-looking keys (see
     :func:`is_secret_key`) are stripped with a warning naming them (never the
-    values). Parent directories are created.
+    values). Parent directories are created; the file's mode is 0644.
 
     Returns:
         The path written.
@@ -115,6 +115,7 @@ def write_result_record(path: str | os.PathLike, record: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it 0600: reports run by others must read it
         with os.fdopen(fd, "w", encoding="utf-8") as tmp:
             tmp.write(text)
             tmp.flush()

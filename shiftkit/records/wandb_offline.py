@@ -91,6 +91,7 @@ def iter_wandb_records(path: str | os.PathLike) -> Iterator[bytes]:
                 if pending is not None or any(block[pos:]):  # zeros: cut in padding
                     _warn_truncated(path, block_start + pos, "file ends inside a record")
                 return
+            chunk_offset = block_start + pos
             crc, length, kind = _CHUNK.unpack_from(block, pos)
             if crc == length == kind == 0:  # zero-filled (preallocated) rest of block
                 pos = BLOCK_SIZE
@@ -98,11 +99,11 @@ def iter_wandb_records(path: str | os.PathLike) -> Iterator[bytes]:
             start, end = pos + _CHUNK.size, pos + _CHUNK.size + length
             if end > len(block):
                 why = "file ends inside a record" if len(block) < BLOCK_SIZE else "bad length"
-                _warn_truncated(path, block_start + pos, why)
+                _warn_truncated(path, chunk_offset, why)
                 return
             payload = block[start:end]
             if zlib.crc32(payload, zlib.crc32(bytes((kind,)))) != crc:
-                _warn_truncated(path, block_start + pos, "checksum mismatch")
+                _warn_truncated(path, chunk_offset, "checksum mismatch")
                 return
             pos = end
             if kind == _FULL and pending is None:
@@ -115,7 +116,7 @@ def iter_wandb_records(path: str | os.PathLike) -> Iterator[bytes]:
                 yield bytes(pending + payload)
                 pending = None
             else:
-                _warn_truncated(path, block_start + pos, f"unexpected chunk type {kind}")
+                _warn_truncated(path, chunk_offset, f"unexpected chunk type {kind}")
                 return
 
 
@@ -218,8 +219,9 @@ def _apply_items(target: dict, updates, removes=()) -> None:
         *parents, leaf = list(item.nested_key) or [item.key]
         node = target
         for name in parents:
-            node = node.get(name, {})
-        node.pop(leaf, None)
+            node = node.get(name) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
 
 
 def _flatten(nested: dict, prefix: str = "") -> dict:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import pytest
 
 from shiftkit.records import SHIFT_MEAN_KL_GAUSS, shift_key
@@ -9,18 +12,32 @@ from shiftkit.records import SHIFT_MEAN_KL_GAUSS, shift_key
 MAX_STEPS = 6
 
 
+@pytest.fixture(scope="session")
+def offline_wandb():
+    """Return a context manager: offline, silent W&B keeping every file (run, config, cache)
+    under the directory it is given, with no API key in sight."""
+
+    @contextlib.contextmanager
+    def offline_under(root: Path):
+        with pytest.MonkeyPatch.context() as mp:
+            for var, sub in [("WANDB_DIR", ""), ("WANDB_CONFIG_DIR", "cfg"),
+                             ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")]:
+                (root / sub).mkdir(exist_ok=True)
+                mp.setenv(var, str(root / sub))
+            mp.setenv("WANDB_MODE", "offline")
+            mp.setenv("WANDB_SILENT", "true")
+            mp.setenv("WANDB_CONSOLE", "off")
+            mp.delenv("WANDB_API_KEY", raising=False)
+            yield root
+
+    return offline_under
+
+
 @pytest.fixture
-def wandb_sandbox(tmp_path, monkeypatch):
-    """Offline, silent W&B whose every file (run, config, cache) lives under tmp_path."""
-    for var, sub in [("WANDB_DIR", ""), ("WANDB_CONFIG_DIR", "cfg"), ("WANDB_CACHE_DIR", "cache"),
-                     ("WANDB_DATA_DIR", "data")]:
-        (tmp_path / sub).mkdir(exist_ok=True)
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONSOLE", "off")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    return tmp_path
+def wandb_sandbox(tmp_path, offline_wandb):
+    """A tmp_path under which offline W&B writes everything (see ``offline_wandb``)."""
+    with offline_wandb(tmp_path):
+        yield tmp_path
 
 
 def known_shift_metrics(step: int) -> dict[str, float]:

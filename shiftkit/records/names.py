@@ -44,6 +44,9 @@ STATS = (
 )
 """The per-site statistics, in the order the monitor logs them."""
 
+HISTOGRAM_PREFIX = "shift_hist/"
+"""Prefix of the per-site ``wandb.Histogram`` keys (``log_histograms=True``)."""
+
 SHIFT_MEAN_KL_GAUSS = "shift/mean_kl_gauss"
 """Network summary: ``kl_gauss`` averaged over all monitored sites."""
 SHIFT_MAX_KL_GAUSS = "shift/max_kl_gauss"
@@ -105,3 +108,8 @@ def parse_shift_key(key: str) -> tuple[str, str] | None:
     if not sep or not site or stat not in _STAT_SET:
         return None
     return site, stat
+
+
+def histogram_key(site: str) -> str:
+    """The W&B key of a site's fixed-edge histogram: ``shift_hist/{site}``."""
+    return f"{HISTOGRAM_PREFIX}{site}"

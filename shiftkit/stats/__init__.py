@@ -33,6 +33,7 @@ from shiftkit.stats.histogram import (
     HistogramEdges,
     choose_edges,
     edges_from_range,
+    finite_extremes,
     histogram_counts,
     histogram_percentiles,
     strided_subsample,

@@ -37,8 +37,8 @@ from torch import Tensor
 from shiftkit.stats.histogram import (
     HistogramEdges,
     edges_from_range,
+    finite_extremes,
     histogram_counts,
-    sample_range_tensor,
     strided_subsample,
 )
 from shiftkit.stats.moments import FIELDS, unit_field_sums
@@ -156,6 +156,7 @@ class _Discovery:
 
     sums: dict[int, Tensor] = field(default_factory=dict)
     units: dict[int, int] = field(default_factory=dict)  # before pooling
+    extremes: dict[int, Tensor] = field(default_factory=dict)  # [min, max] of finite values
     samples: dict[int, list[Tensor]] = field(default_factory=dict)
     mismatched: set[int] = field(default_factory=set)
 
@@ -172,7 +173,6 @@ class ShiftAccumulator:
             use every element.
         max_units: a site with more units is tracked as one pooled unit.
         margin: histogram range widening, see :func:`~shiftkit.stats.histogram.choose_edges`.
-        edge_quantiles: warm-up quantiles that set the histogram range.
         discovery_rounds: measurements during which unseen sites are still
             looked for; after that they are dropped (see :attr:`never_seen`).
         split_half: also sum the first half of each batch (noise floor).
@@ -187,7 +187,6 @@ class ShiftAccumulator:
         hist_max_elements: int = 65536,
         max_units: int = 65536,
         margin: float = 0.5,
-        edge_quantiles: tuple[float, float] = (0.001, 0.999),
         discovery_rounds: int = 3,
         split_half: bool = True,
         device: torch.device | str | None = None,
@@ -197,7 +196,6 @@ class ShiftAccumulator:
         self.hist_max_elements = hist_max_elements
         self.max_units = max_units
         self.margin = margin
-        self.edge_quantiles = edge_quantiles
         self.discovery_rounds = discovery_rounds
         self.split_half = split_half
         self.device = torch.device(device) if device is not None else torch.device("cpu")
@@ -271,6 +269,10 @@ class ShiftAccumulator:
             d.mismatched.add(i)
             return
         d.sums[i] = sums if i not in d.sums else d.sums[i] + sums
+        ext = finite_extremes(x)
+        if i in d.extremes:
+            ext = torch.stack([torch.minimum(ext[0], d.extremes[i][0]), torch.maximum(ext[1], d.extremes[i][1])])
+        d.extremes[i] = ext
         d.samples.setdefault(i, []).append(strided_subsample(x, self.hist_max_elements).float().clone())
 
     # ------------------------------------------------------------- per measurement
@@ -298,7 +300,7 @@ class ShiftAccumulator:
         self.discovery_rounds -= 1
         d = self._discovery
         # Rows (all reduced with MAX): units, -units (so MAX gives -min: ranks that
-        # disagree are caught), range hi, -range lo. A rank that did not see a
+        # disagree are caught), largest finite value, -smallest finite value. A rank that did not see a
         # site contributes the neutral values (-1, -inf, -inf, -inf).
         vec = torch.full((4, len(self.sites)), -math.inf, device=self.device)
         vec[0].fill_(-1.0)
@@ -307,9 +309,7 @@ class ShiftAccumulator:
                 vec[0, i] = vec[1, i] = math.inf  # a disagreement: dropped on every rank
             elif i in d.sums:
                 vec[0, i], vec[1, i] = d.units[i], -d.units[i]
-                lo_hi = sample_range_tensor(torch.cat(d.samples[i]), self.edge_quantiles)
-                vec[2, i] = torch.nan_to_num(lo_hi[1], nan=-math.inf)
-                vec[3, i] = torch.nan_to_num(-lo_hi[0], nan=-math.inf)
+                vec[2, i], vec[3, i] = d.extremes[i][1], -d.extremes[i][0]
         if all_reduce is not None:
             all_reduce(vec, "max")
         c_max, neg_c_min, hi, neg_lo = vec.tolist()  # the one host read of a discovery round

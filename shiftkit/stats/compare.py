@@ -115,8 +115,8 @@ def site_statistics(
 
     Returns a dict ``name -> (S,) float64 tensor`` (NaN where a statistic does
     not apply or a site has no data); the names are those of the module
-    docstring. Divergence statistics are present only when ``ref`` is given;
-    ``kl_gauss_floor`` only when also ``noise_floor``.
+    docstring. Divergence statistics are NaN when ``ref`` is None;
+    ``kl_gauss_floor`` is present only when ``noise_floor``.
     """
     layout = cur.layout
     num_sites = cur.hist.shape[0]
@@ -146,6 +146,8 @@ def site_statistics(
         out["dead_units"] = torch.where(rectifier, seg.mean((f[F_FLAG] == 0).double(), has), math.nan)
 
     if ref is None:
+        nan = torch.full((num_sites,), math.nan, dtype=torch.float64, device=f.device)
+        out.update({name: nan for name in DIVERGENCE_STATS if noise_floor or name != "kl_gauss_floor"})
         return out
     ref = ref.extended_to(layout)
     n_a, mu_a, var_a = _moments(ref)

@@ -7,11 +7,15 @@ catch everything below ``lo`` (underflow) and at or above ``hi`` (overflow), so 
 count vector has ``bins + 2`` entries and no finite value is ever dropped.
 Non-finite values are left out.
 
-Edge choice (:func:`choose_edges`): take the ``q_lo`` and ``q_hi`` quantiles of
-the warm-up sample (0.1% and 99.9% by default, so that one outlier does not set
-the scale) and widen the interval by ``margin`` times its span on each side
-(0.5 by default: the range is twice the warm-up spread), so that moderate drift
-stays inside the bins and only large drift lands in the overflow bins.
+Edge choice (:func:`choose_edges`): take the smallest and largest finite values
+of the warm-up snapshot and widen the interval by ``margin`` times its span on
+each side (0.5 by default: the range is twice the warm-up spread), so that
+moderate drift stays inside the bins and only large drift lands in the overflow
+bins. Minimum and maximum, rather than robust quantiles, because they combine
+exactly across DDP ranks (a MAX all-reduce): k ranks choose the very edges one
+process would choose on the same global batch, so their histograms agree bin
+for bin. The price: an extreme outlier at warm-up widens the bins; raise
+``bins`` if the percentiles of such a layer look coarse.
 
 Percentiles (:func:`histogram_percentiles`) interpolate linearly inside the bin
 where the cumulative count crosses ``q * total`` (the empirical CDF is taken as
@@ -61,40 +65,35 @@ class HistogramEdges:
         return torch.linspace(self.lo - w, self.hi + w, self.bins + 3, device=device, dtype=torch.float64)
 
 
-def choose_edges(
-    sample: Tensor,
-    bins: int = 64,
-    margin: float = 0.5,
-    quantiles: tuple[float, float] = (0.001, 0.999),
-) -> HistogramEdges:
+def choose_edges(sample: Tensor, bins: int = 64, margin: float = 0.5) -> HistogramEdges:
     """Edges for a layer from a warm-up sample (see the module docstring).
 
     Non-finite values in ``sample`` are ignored. A constant (or empty) sample gets
     a small symmetric range around its value so that the edges stay valid.
     """
-    q_lo, q_hi = sample_range(sample, quantiles)
-    return edges_from_range(q_lo, q_hi, bins, margin)
+    lo, hi = finite_extremes(sample).tolist()
+    return edges_from_range(lo, hi, bins, margin)
 
 
-def sample_range(sample: Tensor, quantiles: tuple[float, float] = (0.001, 0.999)) -> tuple[float, float]:
-    """The two quantiles of the finite values of ``sample`` (NaN, NaN when it has none)."""
-    lo, hi = sample_range_tensor(sample, quantiles).tolist()
-    return lo, hi
+def finite_extremes(x: Tensor) -> Tensor:
+    """``[min, max]`` of the finite values of ``x`` as a float32 tensor on its device.
 
-
-def sample_range_tensor(sample: Tensor, quantiles: tuple[float, float] = (0.001, 0.999)) -> Tensor:
-    """:func:`sample_range` as a 2-element float32 tensor on the sample's device (no host sync)."""
-    x = sample.detach().reshape(-1).float()
-    x = torch.nan_to_num(x, nan=math.nan, posinf=math.nan, neginf=math.nan)
-    if x.numel() == 0:
-        return torch.full((2,), math.nan, device=x.device)
-    q = torch.tensor(quantiles, device=x.device, dtype=torch.float32)
-    return torch.nanquantile(x, q)
+    ``[inf, -inf]`` when there are none. No host synchronization.
+    """
+    v = x.detach().reshape(-1).float()
+    if v.numel() == 0:
+        return torch.tensor([math.inf, -math.inf], device=v.device)
+    lo = torch.nan_to_num(v, nan=math.inf, posinf=math.inf, neginf=math.inf).amin()
+    hi = torch.nan_to_num(v, nan=-math.inf, posinf=-math.inf, neginf=-math.inf).amax()
+    return torch.stack([lo, hi])
 
 
 def edges_from_range(q_lo: float, q_hi: float, bins: int = 64, margin: float = 0.5) -> HistogramEdges:
-    """Widen ``[q_lo, q_hi]`` by ``margin`` spans on each side (see the module docstring)."""
-    if not (math.isfinite(q_lo) and math.isfinite(q_hi)):
+    """Widen ``[q_lo, q_hi]`` by ``margin`` spans on each side (see the module docstring).
+
+    A non-finite or empty range (``q_lo > q_hi``) falls back to ``[-1, 1]``.
+    """
+    if not (math.isfinite(q_lo) and math.isfinite(q_hi)) or q_lo > q_hi:
         q_lo, q_hi = -1.0, 1.0
     span = q_hi - q_lo
     scale = max(abs(q_lo), abs(q_hi))

@@ -14,7 +14,7 @@ from shiftkit.models.norms import (
     BatchNoise,
     GhostBatchNorm,
     NoisyBatchNorm,
-    SyncBatchNorm,
+    CPUSyncBatchNorm,
     convert_sync_batchnorm,
 )
 from shiftkit.models.zoo import ARCHITECTURES, build_model
@@ -29,7 +29,7 @@ __all__ = [
     "LayerKnobs",
     "NoisyBatchNorm",
     "ShiftClassifier",
-    "SyncBatchNorm",
+    "CPUSyncBatchNorm",
     "build_model",
     "convert_sync_batchnorm",
     "init_weights",

@@ -79,10 +79,12 @@ class ShiftClassifier(L.LightningModule):
     ``val/acc``, ``test/loss``, ``test/acc`` per epoch; ``diverged`` (0/1) and, if so,
     ``diverged_step`` at each training-epoch end.
 
-    Divergence: when the training loss is not finite (on any rank), the step is skipped (no
-    backward, no update), ``trainer.should_stop`` is set, and ``diverged``/``diverged_step`` record
-    it; nothing is raised. Checking costs one host sync per step, the price of never applying a
-    NaN update.
+    Divergence: when the training loss is not finite (on any rank), the step makes no update
+    (the loss returned is a zero connected to every parameter, so that DDP's backward still
+    runs on all ranks -- Lightning forbids returning None under DDP -- and the gradients are
+    dropped before the optimizer step), ``trainer.should_stop`` is set, and
+    ``diverged``/``diverged_step`` record it; nothing is raised. Checking costs one host sync
+    per step, the price of never applying a NaN update.
 
     Args:
         arch: a key of :data:`~shiftkit.models.ARCHITECTURES`.
@@ -183,14 +185,20 @@ class ShiftClassifier(L.LightningModule):
         self.steps_to_target: int | None = None
         self.best_val_acc: float | None = None
         self._base_lr: float | None = None
+        self._skip_update = False
+        # Last value of each metric, kept per stage: trainer.callback_metrics is reset by each
+        # new fit/validate/test, so a test run would otherwise erase the fit's numbers.
+        self._last_metrics: dict[str, float] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
     def setup(self, stage: str) -> None:
-        # The process group exists by now (DDP); on one process this keeps plain BatchNorm.
+        # The process group exists by now and DDP has not wrapped the model yet; on one process
+        # this keeps plain BatchNorm.
         if self.hparams.norm == "syncbatch":
-            self.model = convert_sync_batchnorm(self.model)
+            device = self.trainer.strategy.root_device
+            self.model = convert_sync_batchnorm(self.model, device=device)
 
     # ------------------------------------------------------------------ optimization
 
@@ -241,19 +249,29 @@ class ShiftClassifier(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        # All ranks must skip together, or DDP's gradient all_reduce would hang.
+        # All ranks decide together, or DDP's gradient all_reduce would hang.
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
             self._record_divergence()
-            return None
+            # Lightning forbids returning None under DDP, and DDP needs every rank's backward:
+            # return a zero touching every parameter (exact zero gradients, whatever the logits);
+            # on_before_optimizer_step then drops the gradients so that no update happens.
+            return sum((p * 0).sum() for p in self.parameters())
         self.train_loss(loss, len(y))
         self.train_acc(logits, y)
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=True, on_epoch=True)
         return loss
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self._skip_update:
+            # Gradients of None make SGD and Adam skip every parameter: no momentum, no decay.
+            optimizer.zero_grad(set_to_none=True)
+            self._skip_update = False
+
     def _record_divergence(self) -> None:
-        self.diverged = True
-        self.diverged_step = self.global_step
+        if not self.diverged:  # keep the first step (min_steps can keep a stopped run going)
+            self.diverged, self.diverged_step = True, self.global_step
+        self._skip_update = True
         self.trainer.should_stop = True
         rank_zero_info(
             f"ShiftClassifier: training loss not finite at global step {self.global_step}; "
@@ -261,9 +279,10 @@ class ShiftClassifier(L.LightningModule):
         )
 
     def on_train_epoch_end(self) -> None:
-        self.log("diverged", float(self.diverged))
+        # Identical on every rank (decided together); sync_dist only keeps Lightning from warning.
+        self.log("diverged", float(self.diverged), sync_dist=True)
         if self.diverged:
-            self.log("diverged_step", float(self.diverged_step))
+            self.log("diverged_step", float(self.diverged_step), sync_dist=True)
 
     def _eval_step(self, batch, stage: str) -> None:
         x, y = batch
@@ -294,6 +313,21 @@ class ShiftClassifier(L.LightningModule):
 
     # ------------------------------------------------------------------ run record
 
+    def _remember(self, prefix: str) -> None:
+        for name, value in self.trainer.callback_metrics.items():
+            if name.startswith(prefix):
+                self._last_metrics[name] = float(value)
+
+    def on_validation_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._remember("val/")
+
+    def on_test_end(self) -> None:
+        self._remember("test/")
+
+    def on_fit_end(self) -> None:
+        self._remember("train/")
+
     _OUTCOME = ("diverged", "diverged_step", "steps_to_target", "best_val_acc")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -306,18 +340,14 @@ class ShiftClassifier(L.LightningModule):
     def result_summary(self) -> dict:
         """The run's outcome as a plain dict (floats, ints, bools, None), for a result record.
 
-        Keys: ``train/loss``, ``train/acc`` (last epoch means), ``val/loss``, ``val/acc`` (last
-        validation), ``test/loss``, ``test/acc`` (last test; None if not tested), ``best_val_acc``,
+        Keys: ``train/loss``, ``train/acc`` (last epoch means of the last fit), ``val/loss``,
+        ``val/acc`` (last validation), ``test/loss``, ``test/acc`` (last test; None where that
+        stage has not run), ``best_val_acc``,
         ``target_accuracy``, ``steps_to_target``, ``diverged``, ``diverged_step``,
         ``global_step``, ``base_lr`` (lr after multiplier and batch scaling, before the schedule).
         """
-        metrics = self.trainer.callback_metrics if self._trainer is not None else {}
-
         def last(*names: str) -> float | None:
-            for name in names:
-                if name in metrics:
-                    return float(metrics[name])
-            return None
+            return next((self._last_metrics[n] for n in names if n in self._last_metrics), None)
 
         return {
             "train/loss": last("train/loss_epoch", "train/loss"),

@@ -3,8 +3,8 @@
 - :class:`GhostBatchNorm`: batch norm over groups of the batch (per-device BN of DDP, on one device).
 - :class:`BatchNoise`: the non-stationary noise of Santurkar et al. (2018), train-time only.
 - :class:`NoisyBatchNorm`: a batch norm followed by :class:`BatchNoise` ("noisy BN", CLAIMS C5).
-- :class:`SyncBatchNorm` and :func:`convert_sync_batchnorm`: ``torch.nn.SyncBatchNorm`` that also
-  runs on CPU under gloo (torch's raises ``ValueError`` for CPU inputs when distributed).
+- :class:`CPUSyncBatchNorm` and :func:`convert_sync_batchnorm`: synchronized batch norm that runs
+  on CPU under gloo (torch's ``nn.SyncBatchNorm`` does not), torch's own on CUDA.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ __all__ = [
     "BatchNoise",
     "GhostBatchNorm",
     "NoisyBatchNorm",
-    "SyncBatchNorm",
+    "CPUSyncBatchNorm",
     "convert_sync_batchnorm",
 ]
 
@@ -227,24 +227,48 @@ def _world_size(group=None) -> int:
     return dist.get_world_size(group)
 
 
-class SyncBatchNorm(nn.SyncBatchNorm):
-    """``torch.nn.SyncBatchNorm`` that also runs on CPU (gloo): statistics over all ranks' batches.
+class CPUSyncBatchNorm(_BatchNorm):
+    """Synchronized batch norm for CPU processes (gloo): statistics over all ranks' batches.
 
-    torch 2.13's ``SyncBatchNorm`` raises ``ValueError`` for CPU inputs once a process group is
-    initialized. On CPU this class computes the global statistics itself: one all_reduce of
-    per-rank ``(sum, count)`` gives the global mean, a second of the per-rank sum of squared
-    deviations from it the global (biased) variance -- two passes, so no ``E[x^2] - E[x]^2``
-    cancellation. The all_reduce is differentiable (its backward is again a sum over ranks), so
-    autograd yields the same input, weight and bias gradients as batch norm on the concatenated
-    batch (ranks may hold different numbers of samples). Running statistics use the global
-    unbiased variance. On other devices, in eval mode, or on one process, it is exactly
-    ``torch.nn.SyncBatchNorm`` (which itself falls back to plain batch norm when not distributed).
+    torch 2.13 has none: ``nn.SyncBatchNorm.forward`` raises ``ValueError`` for CPU inputs once a
+    process group exists, and ``DistributedDataParallel`` refuses any ``nn.SyncBatchNorm`` in a CPU
+    module -- so this class is deliberately *not* a subclass of it.
 
-    Build it with :func:`convert_sync_batchnorm`; the arguments are those of ``nn.SyncBatchNorm``.
+    In training with more than one rank, one all_reduce of per-rank ``(sum, count)`` gives the
+    global mean and a second, of the per-rank sums of squared deviations from it, the global
+    (biased) variance -- two passes, so no ``E[x^2] - E[x]^2`` cancellation. The all_reduce is
+    differentiable (its backward is again a sum over ranks), so autograd gives the same input,
+    weight and bias gradients as batch norm on the concatenated batch; ranks may hold different
+    numbers of samples. Running statistics move towards the global mean and unbiased global
+    variance, identically on every rank. In eval mode, or on one process, it is plain batch norm.
+    (The collectives work on any device; :func:`convert_sync_batchnorm` still picks torch's fused
+    ``nn.SyncBatchNorm`` for CUDA.)
+
+    Build it with :func:`convert_sync_batchnorm`.
+
+    Args:
+        num_features, eps, momentum, affine, track_running_stats: as in ``nn.BatchNorm2d``.
+        process_group: the group to synchronize over; the whole world by default.
     """
 
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        process_group=None,
+    ) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (N, C, ...), got {input.dim()}D")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or not self.training or _world_size(self.process_group) < 2:
+        if not self.training or _world_size(self.process_group) < 2:
             return super().forward(x)
         self._check_input_dim(x)
         group = self.process_group or dist.group.WORLD
@@ -262,19 +286,23 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         return y
 
 
-def convert_sync_batchnorm(module: nn.Module, process_group=None) -> nn.Module:
-    """Replace every ``nn.BatchNorm1d/2d/3d`` in ``module`` by a :class:`SyncBatchNorm`, if distributed.
+def convert_sync_batchnorm(
+    module: nn.Module, process_group=None, device: torch.device | str | None = None
+) -> nn.Module:
+    """Replace every ``nn.BatchNorm1d/2d/3d`` in ``module`` by synchronized batch norm, if distributed.
 
     Like ``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` (parameters and buffers are moved over,
-    not copied), with two differences: the new layers are shiftkit's :class:`SyncBatchNorm`, which
-    also runs on CPU/gloo, and :class:`GhostBatchNorm` is left alone (its groups are its point).
-    When no process group with more than one rank is initialized the module is returned unchanged,
-    so a single-process run keeps plain batch norm. Call it after the process group exists
-    (``ShiftClassifier`` does so in ``setup``).
+    not copied), except that for a CPU device the new layers are :class:`CPUSyncBatchNorm`
+    (torch's own does not run on CPU), and :class:`GhostBatchNorm` is left alone (its groups are
+    its point). When no process group with more than one rank is initialized the module is
+    returned unchanged, so a single-process run keeps plain batch norm. Call it after the process
+    group exists and before DDP wraps the model (``ShiftClassifier`` does so in ``setup``).
 
     Args:
         module: the model (or a single batch-norm layer, which is then returned replaced).
         process_group: the group to synchronize over; the whole world by default.
+        device: where the model will run; torch's ``nn.SyncBatchNorm`` for non-CPU devices,
+            :class:`CPUSyncBatchNorm` for CPU. Default: the device of the module's parameters.
 
     Returns:
         ``module`` with its batch norms converted (a new object if ``module`` itself is one).
@@ -286,17 +314,16 @@ def convert_sync_batchnorm(module: nn.Module, process_group=None) -> nn.Module:
     """
     if _world_size(process_group) < 2:
         return module
-    return _convert(module, process_group)
+    if device is None:
+        device = next(module.parameters(), torch.empty(0)).device
+    sync_class = CPUSyncBatchNorm if torch.device(device).type == "cpu" else nn.SyncBatchNorm
+    return _convert(module, process_group, sync_class)
 
 
-def _convert(module: nn.Module, process_group) -> nn.Module:
+def _convert(module: nn.Module, process_group, sync_class: type) -> nn.Module:
     out = module
-    if isinstance(module, _BatchNorm) and type(module) in (
-        nn.BatchNorm1d,
-        nn.BatchNorm2d,
-        nn.BatchNorm3d,
-    ):
-        out = SyncBatchNorm(
+    if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
+        out = sync_class(
             module.num_features,
             module.eps,
             module.momentum,
@@ -311,5 +338,5 @@ def _convert(module: nn.Module, process_group) -> nn.Module:
         out.num_batches_tracked = module.num_batches_tracked
         out.train(module.training)
     for name, child in module.named_children():
-        out.add_module(name, _convert(child, process_group))
+        out.add_module(name, _convert(child, process_group, sync_class))
     return out

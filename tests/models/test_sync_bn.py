@@ -1,8 +1,8 @@
 """SyncBatchNorm on 2 CPU ranks (gloo) equals BatchNorm on the concatenated batch (CLAIMS C8).
 
 torch 2.13's own ``nn.SyncBatchNorm`` raises ``ValueError`` for CPU inputs once a process group
-exists, so these tests exercise shiftkit's CPU-capable ``SyncBatchNorm`` (on CUDA it defers to
-torch's). Ranks are started with ``torch.multiprocessing.spawn`` -- not Lightning's ddp strategy,
+exists (and DDP refuses it in CPU modules), so these tests exercise shiftkit's
+``CPUSyncBatchNorm``; on CUDA ``convert_sync_batchnorm`` picks torch's. Ranks are started with ``torch.multiprocessing.spawn`` -- not Lightning's ddp strategy,
 which would re-run the pytest session -- and write their results to files for the test to compare.
 """
 
@@ -12,8 +12,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from shiftkit.models import GhostBatchNorm, SyncBatchNorm, build_model, convert_sync_batchnorm
+from shiftkit.models import CPUSyncBatchNorm, GhostBatchNorm, build_model, convert_sync_batchnorm
 
 WORLD = 2
 TOL = 1e-6  # relative, in float64 (observed ~1e-16)
@@ -82,10 +83,12 @@ def _rank_results(rank, sizes):
     # Per-device (unsynced) BN: plain BatchNorm on this rank's samples only.
     out["per_device"] = _bn_affine(nn.BatchNorm2d(4).double())(x[mine]).detach()
 
-    # A whole network built with norm="syncbatch" and converted, summed-CE loss.
+    # A whole network built with norm="syncbatch", converted and wrapped in DDP (which refuses
+    # torch's nn.SyncBatchNorm on CPU), summed-CE loss; DDP averages the gradients over ranks.
     net = convert_sync_batchnorm(_lenet())
-    out["net_sync_layers"] = sum(isinstance(m, SyncBatchNorm) for m in net.modules())
-    logits = net(images[mine])
+    out["net_sync_layers"] = sum(isinstance(m, CPUSyncBatchNorm) for m in net.modules())
+    ddp = DistributedDataParallel(net)  # keep a reference: its reducer does the gradient all_reduce
+    logits = ddp(images[mine])
     F.cross_entropy(logits, labels[mine], reduction="sum").backward()
     out["logits"] = logits.detach()
     out["net_grads"] = [p.grad for p in net.parameters()]
@@ -120,7 +123,7 @@ def test_torch_syncbatchnorm_refuses_cpu(split):
 
 def test_sync_bn_equals_bn_on_concatenated_batch(split):
     sizes, ranks = split
-    assert [r["type"] for r in ranks] == ["SyncBatchNorm"] * WORLD
+    assert [r["type"] for r in ranks] == ["CPUSyncBatchNorm"] * WORLD
     x, upstream, _, _ = _data(sizes)
     bn = _bn_affine(nn.BatchNorm2d(4).double())
     xr = x.clone().requires_grad_()
@@ -141,13 +144,14 @@ def test_synced_network_equals_single_process_network(split):
     _, _, images, labels = _data(sizes)
     net = _lenet()  # one process: convert_sync_batchnorm would leave it as plain BN
     assert convert_sync_batchnorm(net) is net
-    assert not any(isinstance(m, SyncBatchNorm) for m in net.modules())
+    assert not any(isinstance(m, CPUSyncBatchNorm) for m in net.modules())
     logits = net(images)
     F.cross_entropy(logits, labels, reduction="sum").backward()
     assert [r["net_sync_layers"] for r in ranks] == [4] * WORLD
     assert _rel(torch.cat([r["logits"] for r in ranks]), logits) <= TOL
     for i, p in enumerate(net.parameters()):
-        assert _rel(sum(r["net_grads"][i] for r in ranks), p.grad) <= TOL
+        assert torch.equal(ranks[0]["net_grads"][i], ranks[1]["net_grads"][i])
+        assert _rel(WORLD * ranks[0]["net_grads"][i], p.grad) <= TOL  # DDP's mean x k = sum
 
 
 def test_per_device_bn_equals_ghost_bn_with_groups_of_batch_over_k(runs):

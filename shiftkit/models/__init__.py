@@ -12,9 +12,9 @@ Example:
 from shiftkit.models.layers import ACTIVATIONS, INITS, NORMS, LayerKnobs, init_weights
 from shiftkit.models.norms import (
     BatchNoise,
+    CPUSyncBatchNorm,
     GhostBatchNorm,
     NoisyBatchNorm,
-    CPUSyncBatchNorm,
     convert_sync_batchnorm,
 )
 from shiftkit.models.zoo import ARCHITECTURES, build_model

@@ -1,4 +1,4 @@
-"""``ShiftClassifier``: one LightningModule for every recipe (classification with the zoo's knobs)."""
+"""``ShiftClassifier``: the LightningModule of every recipe (classification, the zoo's knobs)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,10 @@ def lr_factor(
 
 
 def scaled_lr(
-    lr: float, per_device_batch: int, world_size: int = 1, accumulate: int = 1,
+    lr: float,
+    per_device_batch: int,
+    world_size: int = 1,
+    accumulate: int = 1,
     base_batch_size: int = 256,
 ) -> float:
     """Linear scaling rule (Goyal et al. 2017): ``lr * global_batch / base_batch_size`` with
@@ -227,18 +230,26 @@ class ShiftClassifier(L.LightningModule):
         self._base_lr = self.base_lr()
         if hp.optimizer == "sgd":
             opt = torch.optim.SGD(
-                self.parameters(), lr=self._base_lr, momentum=hp.momentum,
+                self.parameters(),
+                lr=self._base_lr,
+                momentum=hp.momentum,
                 weight_decay=hp.weight_decay,
             )
         else:
-            opt = torch.optim.Adam(self.parameters(), lr=self._base_lr, weight_decay=hp.weight_decay)
+            opt = torch.optim.Adam(
+                self.parameters(), lr=self._base_lr, weight_decay=hp.weight_decay
+            )
         total = hp.lr_total_steps
         if hp.lr_schedule == "cosine" and total is None:
             total = self.trainer.max_steps if self.trainer.max_steps > 0 else None
             total = total or int(self.trainer.estimated_stepping_batches)
         factor = functools.partial(
-            lr_factor, schedule=hp.lr_schedule, warmup_steps=hp.warmup_steps,
-            step_size=hp.lr_step_size, gamma=hp.lr_gamma, total_steps=total,
+            lr_factor,
+            schedule=hp.lr_schedule,
+            warmup_steps=hp.warmup_steps,
+            step_size=hp.lr_step_size,
+            gamma=hp.lr_gamma,
+            total_steps=total,
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -346,6 +357,7 @@ class ShiftClassifier(L.LightningModule):
         ``target_accuracy``, ``steps_to_target``, ``diverged``, ``diverged_step``,
         ``global_step``, ``base_lr`` (lr after multiplier and batch scaling, before the schedule).
         """
+
         def last(*names: str) -> float | None:
             return next((self._last_metrics[n] for n in names if n in self._last_metrics), None)
 

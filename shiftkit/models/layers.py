@@ -12,7 +12,7 @@ Norms (``norm=``):
 
 ================  ==================================================================================
 ``none``          no normalization (the map keeps its bias)
-``batch``         ``BatchNorm1d`` (features) / ``BatchNorm2d`` (channels; statistics over N x H x W);
+``batch``         ``BatchNorm1d`` (features) / ``BatchNorm2d`` (channels; statistics over NxHxW);
                   :class:`~shiftkit.models.norms.GhostBatchNorm` when ``ghost_batch_size`` is set
 ``syncbatch``     batch norm, converted to synchronized BN by
                   :func:`~shiftkit.models.norms.convert_sync_batchnorm` once a process group exists;
@@ -20,7 +20,7 @@ Norms (``norm=``):
 ``layer``         ``LayerNorm`` over features; for conv maps ``GroupNorm(1, C)`` (= LayerNorm over
                   C x H x W with a per-channel affine, and independent of the image size)
 ``group``         ``GroupNorm`` with :func:`group_count` groups (features are the channels of MLPs)
-``noisy_batch``   batch norm followed by :class:`~shiftkit.models.norms.BatchNoise` (Santurkar et al.)
+``noisy_batch``   batch norm, then :class:`~shiftkit.models.norms.BatchNoise` (Santurkar et al.)
 ``noisy_none``    the same noise with no normalization: the "noisy plain" network of CLAIMS C5
 ================  ==================================================================================
 """
@@ -80,12 +80,11 @@ class LayerKnobs:
 
     Example:
         >>> knobs = LayerKnobs(norm="batch", activation="sigmoid")
-        >>> knobs.linear_block(784, 100)
-        Sequential(
-          (linear): Linear(in_features=784, out_features=100, bias=False)
-          (norm): BatchNorm1d(100, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
-          (act): Sigmoid()
-        )
+        >>> block = knobs.linear_block(784, 100)
+        >>> [f"{name}: {type(m).__name__}" for name, m in block.named_children()]
+        ['linear: Linear', 'norm: BatchNorm1d', 'act: Sigmoid']
+        >>> block.linear.bias is None  # beta of the BN replaces it
+        True
     """
 
     norm: str = "none"
@@ -97,12 +96,14 @@ class LayerKnobs:
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
+            raise ValueError(
+                f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.ghost_batch_size is not None:
             if self.norm not in ("batch", "noisy_batch"):
-                # syncbatch + ghost contradict each other: one syncs the groups, the other splits them.
+                # syncbatch + ghost contradict: one merges the ranks' groups, the other splits them.
                 raise ValueError(
                     f"ghost_batch_size needs norm='batch' or 'noisy_batch', got norm={self.norm!r}"
                 )
@@ -147,7 +148,12 @@ class LayerKnobs:
     ) -> nn.Conv2d:
         """A "same"-padded Conv2d that will feed this norm (bias only if the norm has no shift)."""
         return nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, bias=self.map_bias
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding=kernel_size // 2,
+            bias=self.map_bias,
         )
 
     def _block(self, weight_layer: nn.Module, units: int, spatial: bool, dropout: bool):

@@ -1,6 +1,6 @@
 """Normalization layers the model zoo needs beyond ``torch.nn``.
 
-- :class:`GhostBatchNorm`: batch norm over groups of the batch (per-device BN of DDP, on one device).
+- :class:`GhostBatchNorm`: batch norm over groups of the batch (DDP's per-device BN, on one device).
 - :class:`BatchNoise`: the non-stationary noise of Santurkar et al. (2018), train-time only.
 - :class:`NoisyBatchNorm`: a batch norm followed by :class:`BatchNoise` ("noisy BN", CLAIMS C5).
 - :class:`CPUSyncBatchNorm` and :func:`convert_sync_batchnorm`: synchronized batch norm that runs
@@ -30,12 +30,12 @@ def _reduce_dims(x: torch.Tensor) -> list[int]:
 
 
 def _per_unit(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Reshape a per-unit vector ``(C,)`` so that it broadcasts against ``x`` of shape ``(N, C, *)``."""
+    """Reshape a per-unit vector ``(C,)`` to broadcast against ``x`` of shape ``(N, C, *)``."""
     return v.view(1, -1, *([1] * (x.dim() - 2)))
 
 
 def _update_running_stats(bn: _BatchNorm, mean: torch.Tensor, var: torch.Tensor) -> None:
-    """Move ``bn``'s running mean/var towards ``mean``/unbiased ``var``, as ``F.batch_norm`` does."""
+    """Move ``bn``'s running mean/var towards ``mean``/unbiased ``var``, as ``F.batch_norm`` does"""
     if not (bn.training and bn.track_running_stats):
         return
     bn.num_batches_tracked.add_(1)
@@ -49,14 +49,15 @@ def _update_running_stats(bn: _BatchNorm, mean: torch.Tensor, var: torch.Tensor)
 class GhostBatchNorm(_BatchNorm):
     """Batch norm whose training statistics are computed over groups ("ghost batches") of the batch.
 
-    The batch is split, in order, into consecutive groups of ``ghost_batch_size`` samples (the last
-    group is smaller when the size does not divide the batch); each group is normalized with its own
-    mean and variance, exactly as plain batch norm on that group alone. This is what DDP with plain
-    (unsynced) BN does with a global batch of ``k x n`` on ``k`` devices, so one device can reproduce
-    per-device statistics (Hoffer et al. 2017; CLAIMS C8). In eval mode the running statistics are
-    used, as in ``nn.BatchNorm``; in training they move once per forward towards the *average* over
-    groups of the group mean and unbiased group variance (under DDP each rank would track its own
-    group and rank 0's buffers are broadcast; the average is the comparable single-device choice).
+    The batch is split, in order, into consecutive groups of ``ghost_batch_size`` samples (the
+    last group is smaller when the size does not divide the batch); each group is normalized with
+    its own mean and variance, exactly as plain batch norm on that group alone. This is what DDP
+    with plain (unsynced) BN does with a global batch of ``k x n`` on ``k`` devices, so one device
+    can reproduce per-device statistics (Hoffer et al. 2017; CLAIMS C8). In eval mode the running
+    statistics are used, as in ``nn.BatchNorm``; in training they move once per forward towards
+    the *average* over groups of the group mean and unbiased group variance (under DDP each rank
+    tracks its own group and DDP broadcasts rank 0's buffers; the average is the comparable
+    single-device choice).
 
     Works for ``(N, C)``, ``(N, C, L)``, ``(N, C, H, W)`` and ``(N, C, D, H, W)`` inputs.
 
@@ -81,7 +82,9 @@ class GhostBatchNorm(_BatchNorm):
         track_running_stats: bool = True,
     ) -> None:
         if ghost_batch_size < 2:
-            raise ValueError(f"ghost_batch_size must be >= 2 to have a variance, got {ghost_batch_size}")
+            raise ValueError(
+                f"ghost_batch_size must be >= 2 to have a variance, got {ghost_batch_size}"
+            )
         super().__init__(num_features, eps, momentum, affine, track_running_stats)
         self.ghost_batch_size = ghost_batch_size
 
@@ -98,7 +101,10 @@ class GhostBatchNorm(_BatchNorm):
         self._check_input_dim(x)
         groups = x.split(self.ghost_batch_size)
         out = torch.cat(
-            [F.batch_norm(g, None, None, self.weight, self.bias, True, 0.0, self.eps) for g in groups]
+            [
+                F.batch_norm(g, None, None, self.weight, self.bias, True, 0.0, self.eps)
+                for g in groups
+            ]
         )
         if self.track_running_stats:
             dims = _reduce_dims(x)
@@ -159,7 +165,10 @@ class BatchNoise(nn.Module):
         )
 
     def sample(
-        self, shape: torch.Size, device: torch.device | None = None, dtype: torch.dtype | None = None
+        self,
+        shape: torch.Size,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw one step's noise: returns ``(s, m, mu_t, sigma_t)``; ``s``, ``m`` have ``shape``."""
         kw = dict(device=device, dtype=dtype)
@@ -289,7 +298,7 @@ class CPUSyncBatchNorm(_BatchNorm):
 def convert_sync_batchnorm(
     module: nn.Module, process_group=None, device: torch.device | str | None = None
 ) -> nn.Module:
-    """Replace every ``nn.BatchNorm1d/2d/3d`` in ``module`` by synchronized batch norm, if distributed.
+    """Replace each ``nn.BatchNorm1d/2d/3d`` in ``module`` by synchronized BN, if distributed.
 
     Like ``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` (parameters and buffers are moved over,
     not copied), except that for a CPU device the new layers are :class:`CPUSyncBatchNorm`

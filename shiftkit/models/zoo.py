@@ -13,7 +13,7 @@ Use :func:`build_model` rather than the classes: it also applies the init knobs.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 Shape = int | tuple[int, ...]
+
+# Frozen dataclasses, so safe as shared defaults.
+PLAIN = LayerKnobs()
+PAPER = LayerKnobs(activation="sigmoid")
 
 
 def _chw(input_shape: Shape) -> tuple[int, int, int]:
@@ -70,13 +74,18 @@ class MLP(nn.Module):
         width: units per hidden layer.
 
     Example:
-        >>> MLP((1, 8, 8), 10, LayerKnobs(norm="batch"), depth=2, width=32)(torch.randn(4, 64)).shape
+        >>> net = MLP((1, 8, 8), 10, LayerKnobs(norm="batch"), depth=2, width=32)
+        >>> net(torch.randn(4, 64)).shape
         torch.Size([4, 10])
     """
 
     def __init__(
-        self, input_shape: Shape, num_classes: int, knobs: LayerKnobs = LayerKnobs(),
-        depth: int = 3, width: int = 100,
+        self,
+        input_shape: Shape,
+        num_classes: int,
+        knobs: LayerKnobs = PLAIN,
+        depth: int = 3,
+        width: int = 100,
     ) -> None:
         super().__init__()
         in_features = input_shape if isinstance(input_shape, int) else math.prod(input_shape)
@@ -89,7 +98,9 @@ class MLP(nn.Module):
 
 
 def paper_mlp(
-    input_shape: Shape = (1, 28, 28), num_classes: int = 10, knobs: LayerKnobs = LayerKnobs("none", "sigmoid"),
+    input_shape: Shape = (1, 28, 28),
+    num_classes: int = 10,
+    knobs: LayerKnobs = PAPER,
 ) -> MLP:
     """The MNIST net of Ioffe & Szegedy (2015, Sec. 4.1): 3 hidden layers of 100 units (sigmoid by
     default, see :data:`DEFAULT_ACTIVATION`), linear output."""
@@ -116,7 +127,8 @@ def _classifier(in_features: int, num_classes: int, dropout: float) -> nn.Sequen
 
 class LeNet(_ConvNet):
     """LeNet-5-style CNN: two ``conv5x5 -> norm -> act -> maxpool`` stages (6 and 16 channels x
-    ``width``), adaptive average pooling to at most 5x5, then ``fc120 -> fc84`` blocks and the output.
+    ``width``), adaptive average pooling to at most 5x5, then ``fc120 -> fc84`` blocks and the
+    output layer.
 
     Example:
         >>> LeNet((1, 28, 28), 10, LayerKnobs(norm="batch"))(torch.randn(2, 1, 28, 28)).shape
@@ -124,7 +136,11 @@ class LeNet(_ConvNet):
     """
 
     def __init__(
-        self, input_shape: Shape, num_classes: int, knobs: LayerKnobs = LayerKnobs(), width: float = 1.0
+        self,
+        input_shape: Shape,
+        num_classes: int,
+        knobs: LayerKnobs = PLAIN,
+        width: float = 1.0,
     ) -> None:
         super().__init__(_chw(input_shape))
         c, h, w = self.input_shape
@@ -145,6 +161,7 @@ class LeNet(_ConvNet):
 
 
 # Simonyan & Zisserman configurations A/B/D/E; "M" is a 2x2 max pool.
+# fmt: off
 VGG_CONFIGS = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -152,6 +169,7 @@ VGG_CONFIGS = {
     19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
          512, 512, 512, 512, "M"],
 }
+# fmt: on
 
 
 class VGG(_ConvNet):
@@ -169,8 +187,12 @@ class VGG(_ConvNet):
     """
 
     def __init__(
-        self, input_shape: Shape, num_classes: int, knobs: LayerKnobs = LayerKnobs(),
-        depth: int = 11, width: float = 1.0,
+        self,
+        input_shape: Shape,
+        num_classes: int,
+        knobs: LayerKnobs = PLAIN,
+        depth: int = 11,
+        width: float = 1.0,
     ) -> None:
         super().__init__(_chw(input_shape))
         if depth not in VGG_CONFIGS:
@@ -190,8 +212,8 @@ class VGG(_ConvNet):
 
 
 class BasicBlock(nn.Module):
-    """ResNet basic block: ``conv3x3 -> norm -> act -> conv3x3 -> norm``, plus the shortcut, then act.
-    The shortcut is the identity, or ``conv1x1 -> norm`` when the shape changes (option B)."""
+    """ResNet basic block: ``conv3x3 -> norm -> act -> conv3x3 -> norm``, plus the shortcut, then
+    act. The shortcut is the identity, or ``conv1x1 -> norm`` when the shape changes (option B)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, knobs: LayerKnobs) -> None:
         super().__init__()
@@ -202,8 +224,10 @@ class BasicBlock(nn.Module):
         self.norm2 = knobs.make_norm(out_channels, spatial=True)
         self.shortcut = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(knobs.conv(in_channels, out_channels, 1, stride),
-                                          knobs.make_norm(out_channels, spatial=True))
+            self.shortcut = nn.Sequential(
+                knobs.conv(in_channels, out_channels, 1, stride),
+                knobs.make_norm(out_channels, spatial=True),
+            )
         self.act2 = knobs.make_activation()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -223,12 +247,18 @@ class ResNet(_ConvNet):
     """
 
     def __init__(
-        self, input_shape: Shape, num_classes: int, knobs: LayerKnobs = LayerKnobs(),
-        depth: int = 20, width: float = 1.0,
+        self,
+        input_shape: Shape,
+        num_classes: int,
+        knobs: LayerKnobs = PLAIN,
+        depth: int = 20,
+        width: float = 1.0,
     ) -> None:
         super().__init__(_chw(input_shape))
         if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"ResNet depth must be 6n + 2 with n >= 1 (20, 32, 44, 56), got {depth}")
+            raise ValueError(
+                f"ResNet depth must be 6n + 2 with n >= 1 (20, 32, 44, 56), got {depth}"
+            )
         n = (depth - 2) // 6
         c = self.input_shape[0]
         widths = [_scaled(16, width), _scaled(32, width), _scaled(64, width)]
@@ -244,20 +274,31 @@ class ResNet(_ConvNet):
 
 
 class InceptionBlock(nn.Module):
-    """BN-Inception block (Ioffe & Szegedy 2015, Fig. 5): four branches concatenated on channels --
-    1x1; 1x1 -> 3x3; 1x1 -> 3x3 -> 3x3 (the pair that replaces GoogLeNet's 5x5); avg pool 3x3 ->
-    1x1. Every conv is ``conv -> norm -> act``."""
+    """BN-Inception block (Ioffe & Szegedy 2015, Fig. 5): four branches concatenated on channels:
+    1x1; 1x1 -> 3x3; 1x1 -> 3x3 -> 3x3 (the pair that replaces GoogLeNet's 5x5); avg pool 3x3
+    -> 1x1. Every conv is ``conv -> norm -> act``."""
 
-    def __init__(self, in_channels: int, c1: int, c3_reduce: int, c3: int, d3_reduce: int, d3: int,
-                 pool_proj: int, knobs: LayerKnobs) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        c1: int,
+        c3_reduce: int,
+        c3: int,
+        d3_reduce: int,
+        d3: int,
+        pool_proj: int,
+        knobs: LayerKnobs,
+    ) -> None:
         super().__init__()
         block = knobs.conv_block
         self.branch1 = block(in_channels, c1, 1)
         self.branch3 = nn.Sequential(block(in_channels, c3_reduce, 1), block(c3_reduce, c3, 3))
-        self.branch33 = nn.Sequential(block(in_channels, d3_reduce, 1), block(d3_reduce, d3, 3),
-                                      block(d3, d3, 3))
-        self.branch_pool = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1),
-                                         block(in_channels, pool_proj, 1))
+        self.branch33 = nn.Sequential(
+            block(in_channels, d3_reduce, 1), block(d3_reduce, d3, 3), block(d3, d3, 3)
+        )
+        self.branch_pool = nn.Sequential(
+            nn.AvgPool2d(3, stride=1, padding=1), block(in_channels, pool_proj, 1)
+        )
         self.out_channels = c1 + c3 + d3 + pool_proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -276,11 +317,20 @@ class Inception(_ConvNet):
     """
 
     # (1x1, 3x3 reduce, 3x3, double-3x3 reduce, double-3x3, pool proj)
-    BLOCKS = [(16, 16, 24, 8, 12, 8), (24, 24, 32, 12, 16, 16), "M",
-              (32, 32, 48, 16, 24, 24), (48, 32, 64, 16, 32, 32)]
+    BLOCKS = [
+        (16, 16, 24, 8, 12, 8),
+        (24, 24, 32, 12, 16, 16),
+        "M",
+        (32, 32, 48, 16, 24, 24),
+        (48, 32, 64, 16, 32, 32),
+    ]
 
     def __init__(
-        self, input_shape: Shape, num_classes: int, knobs: LayerKnobs = LayerKnobs(), width: float = 1.0
+        self,
+        input_shape: Shape,
+        num_classes: int,
+        knobs: LayerKnobs = PLAIN,
+        width: float = 1.0,
     ) -> None:
         super().__init__(_chw(input_shape))
         c, h, w = self.input_shape
@@ -307,8 +357,8 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "resnet": ResNet,
     "inception": Inception,
 }
-"""Name -> constructor ``(input_shape, num_classes, knobs, **size)``; ``size`` is ``depth``/``width``
-where the family has them (MLP width in units, conv-net width a channel multiplier)."""
+"""Name -> constructor ``(input_shape, num_classes, knobs, **size)``; ``size`` is ``depth`` and/or
+``width`` where the family has them (MLP width in units, conv-net width a channel multiplier)."""
 
 DEFAULT_ACTIVATION = {"paper_mlp": "sigmoid"}
 """Activation used when ``build_model`` is given none; ``relu`` for architectures not listed."""
@@ -337,9 +387,11 @@ def build_model(
         norm: see :data:`~shiftkit.models.layers.NORMS` (``noisy_none`` is the noisy plain net).
         activation: ``sigmoid``, ``tanh`` or ``relu``; None for the architecture's default
             (:data:`DEFAULT_ACTIVATION`, else ``relu``).
-        dropout: dropout probability (hidden fully connected layers; before the conv-net classifier).
+        dropout: dropout probability (after hidden fully connected layers; before the conv-net
+            classifier).
         ghost_batch_size: batch-norm group size (:class:`~shiftkit.models.norms.GhostBatchNorm`).
-        init: ``default``, ``normal``, ``xavier`` or ``kaiming`` (:func:`~shiftkit.models.layers.init_weights`).
+        init: ``default``, ``normal``, ``xavier`` or ``kaiming``
+            (:func:`~shiftkit.models.layers.init_weights`).
         init_scale: multiplier on every Linear/Conv weight after init.
         init_std: standard deviation of ``init="normal"``.
         **size: family sizes, e.g. ``depth=20, width=0.25`` for ``resnet``.

@@ -21,9 +21,16 @@ def _blobs(n=64, dim=8, classes=4, seed=0):
 
 def _trainer(max_steps, callbacks=(), **kw):
     return L.Trainer(
-        max_steps=max_steps, accelerator="cpu", devices=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, callbacks=list(callbacks), **kw,
+        max_steps=max_steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=list(callbacks),
+        **kw,
     )
 
 
@@ -100,8 +107,9 @@ def test_a_healthy_run_is_not_marked_diverged():
 
 def test_lr_multiplier_and_warmup_give_the_expected_lr_each_step():
     record = _Record()
-    model = _mlp(lr=0.1, lr_multiplier=5, warmup_steps=4, lr_schedule="step", lr_step_size=6,
-                 lr_gamma=0.1)
+    model = _mlp(
+        lr=0.1, lr_multiplier=5, warmup_steps=4, lr_schedule="step", lr_step_size=6, lr_gamma=0.1
+    )
     _trainer(8, callbacks=[record]).fit(model, DataLoader(_blobs(), batch_size=16))
     expected = [0.5 * (s + 1) / 4 for s in range(4)] + [0.5, 0.5, 0.05, 0.05]
     assert [record.lr[s] for s in range(8)] == pytest.approx(expected, rel=1e-12)
@@ -171,8 +179,18 @@ def test_result_summary_steps_to_target_and_best_val_acc():
     trainer.test(model, DataLoader(data, batch_size=8), verbose=False)
     summary = model.result_summary()
     assert set(summary) == {
-        "train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "best_val_acc",
-        "target_accuracy", "steps_to_target", "diverged", "diverged_step", "global_step",
+        "train/loss",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "test/loss",
+        "test/acc",
+        "best_val_acc",
+        "target_accuracy",
+        "steps_to_target",
+        "diverged",
+        "diverged_step",
+        "global_step",
         "base_lr",
     }
     assert summary["global_step"] == 10 and summary["steps_to_target"] == 5
@@ -200,9 +218,16 @@ def test_hyperparameters_are_saved_and_cli_parsable():
 
     parser = ArgumentParser()
     parser.add_class_arguments(ShiftClassifier, "model")
-    cfg = parser.parse_args(["--model.arch=resnet", "--model.input_shape=[3, 32, 32]",
-                             "--model.norm=noisy_batch", "--model.width=0.25",
-                             "--model.lr_multiplier=30", "--model.ghost_batch_size=8"])
+    cfg = parser.parse_args(
+        [
+            "--model.arch=resnet",
+            "--model.input_shape=[3, 32, 32]",
+            "--model.norm=noisy_batch",
+            "--model.width=0.25",
+            "--model.lr_multiplier=30",
+            "--model.ghost_batch_size=8",
+        ]
+    )
     model = ShiftClassifier(**cfg.model)
     assert model.hparams.input_shape == (3, 32, 32)
     assert model.hparams.lr_multiplier == 30 and model.hparams.norm == "noisy_batch"

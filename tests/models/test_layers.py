@@ -24,13 +24,16 @@ def _capture(model, types, pre=False):
 
 @pytest.mark.parametrize(
     "arch,shape,size,bn_types",
-    [("mlp", (20,), dict(depth=3, width=16), [nn.BatchNorm1d] * 3),
-     ("lenet", (2, 12, 12), dict(width=1.0), [nn.BatchNorm2d] * 2 + [nn.BatchNorm1d] * 2)],
+    [
+        ("mlp", (20,), dict(depth=3, width=16), [nn.BatchNorm1d] * 3),
+        ("lenet", (2, 12, 12), dict(width=1.0), [nn.BatchNorm2d] * 2 + [nn.BatchNorm1d] * 2),
+    ],
 )
 def test_batch_norm_normalizes_per_unit_and_feeds_the_activation(arch, shape, size, bn_types):
     torch.manual_seed(0)
-    model = build_model(arch, input_shape=shape, num_classes=5, norm="batch",
-                        activation="sigmoid", **size).train()
+    model = build_model(
+        arch, input_shape=shape, num_classes=5, norm="batch", activation="sigmoid", **size
+    ).train()
     bn_type = nn.modules.batchnorm._BatchNorm
     assert [type(m) for m in model.modules() if isinstance(m, bn_type)] == bn_types
     for bn in model.modules():
@@ -59,10 +62,15 @@ def test_batch_norm_normalizes_per_unit_and_feeds_the_activation(arch, shape, si
     assert bn_out[0].mean([0, 2, 3] if bn_out[0].dim() == 4 else [0]).abs().max() > 1e-2
 
 
-@pytest.mark.parametrize("norm,spatial,expected", [
-    ("layer", False, nn.LayerNorm), ("layer", True, nn.GroupNorm),
-    ("group", False, nn.GroupNorm), ("group", True, nn.GroupNorm),
-])
+@pytest.mark.parametrize(
+    "norm,spatial,expected",
+    [
+        ("layer", False, nn.LayerNorm),
+        ("layer", True, nn.GroupNorm),
+        ("group", False, nn.GroupNorm),
+        ("group", True, nn.GroupNorm),
+    ],
+)
 def test_layer_and_group_norm_act_on_features(norm, spatial, expected):
     layer = LayerKnobs(norm=norm).make_norm(12, spatial)
     assert type(layer) is expected
@@ -88,8 +96,15 @@ def test_group_count_divides_and_leaves_two_per_group():
 def test_init_scale_multiplies_weights_exactly(arch, init):
     def build(scale):
         torch.manual_seed(3)
-        return build_model(arch, input_shape=(3, 8, 8), num_classes=10, norm="batch",
-                           init=init, init_scale=scale, width=0.25 if arch == "resnet" else 16)
+        return build_model(
+            arch,
+            input_shape=(3, 8, 8),
+            num_classes=10,
+            norm="batch",
+            init=init,
+            init_scale=scale,
+            width=0.25 if arch == "resnet" else 16,
+        )
 
     base, scaled = build(1.0), build(7.5)
     n_weights = 0
@@ -105,8 +120,9 @@ def test_init_scale_multiplies_weights_exactly(arch, init):
 
 def test_normal_init_has_the_requested_std():
     torch.manual_seed(0)
-    net = build_model("paper_mlp", input_shape=(1, 28, 28), num_classes=10,
-                      init="normal", init_std=0.01)
+    net = build_model(
+        "paper_mlp", input_shape=(1, 28, 28), num_classes=10, init="normal", init_std=0.01
+    )
     first = net.hidden[0].linear
     # 78,400 draws: the sample std is within 0.3% of 0.01 (1/sqrt(2n)), allow 2%.
     assert first.weight.std().item() == pytest.approx(0.01, rel=0.02)
@@ -114,11 +130,14 @@ def test_normal_init_has_the_requested_std():
     assert all((m.bias == 0).all() for m in net.modules() if isinstance(m, nn.Linear))
 
 
-@pytest.mark.parametrize("scheme,std", [
-    ("xavier", math.sqrt(2 / (784 + 100))),
-    ("kaiming", math.sqrt(2 / 784)),
-    ("default", 1 / math.sqrt(3 * 784)),  # torch's U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-])
+@pytest.mark.parametrize(
+    "scheme,std",
+    [
+        ("xavier", math.sqrt(2 / (784 + 100))),
+        ("kaiming", math.sqrt(2 / 784)),
+        ("default", 1 / math.sqrt(3 * 784)),  # torch's U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    ],
+)
 def test_init_schemes_have_their_std(scheme, std):
     torch.manual_seed(0)
     layer = init_weights(nn.Sequential(nn.Linear(784, 100)), scheme)[0]

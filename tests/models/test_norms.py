@@ -64,8 +64,15 @@ def test_noise_forward_is_s_a_plus_m_resampled_each_step_and_identity_in_eval():
 
 def test_noisy_batch_norm_noise_follows_bn_and_precedes_activation():
     torch.manual_seed(0)
-    model = build_model("mlp", input_shape=(10,), num_classes=3, depth=2, width=200,
-                        norm="noisy_batch", activation="tanh").train()
+    model = build_model(
+        "mlp",
+        input_shape=(10,),
+        num_classes=3,
+        depth=2,
+        width=200,
+        norm="noisy_batch",
+        activation="tanh",
+    ).train()
     layers = [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
     assert len(layers) == 2 and all(isinstance(m.bn, nn.BatchNorm1d) for m in layers)
     act_in = []
@@ -91,8 +98,9 @@ def test_noisy_batch_norm_noise_follows_bn_and_precedes_activation():
 
 
 def test_noisy_none_is_the_noise_without_normalization():
-    model = build_model("mlp", input_shape=(10,), num_classes=3, depth=2, width=8,
-                        norm="noisy_none")
+    model = build_model(
+        "mlp", input_shape=(10,), num_classes=3, depth=2, width=8, norm="noisy_none"
+    )
     assert [type(m) for m in model.hidden[0]] == [nn.Linear, BatchNoise, nn.ReLU]
     assert model.hidden[0].linear.bias is not None
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
@@ -111,9 +119,14 @@ def _halves_reference(x, groups, weight, bias):
     return torch.cat(outs), bns
 
 
-@pytest.mark.parametrize("shape,ghost,sizes", [
-    ((8, 6), 4, [4, 4]), ((8, 3, 4, 4), 4, [4, 4]), ((10, 3, 2, 2), 4, [4, 4, 2]),
-])
+@pytest.mark.parametrize(
+    "shape,ghost,sizes",
+    [
+        ((8, 6), 4, [4, 4]),
+        ((8, 3, 4, 4), 4, [4, 4]),
+        ((10, 3, 2, 2), 4, [4, 4, 2]),
+    ],
+)
 def test_ghost_bn_equals_plain_bn_on_each_group(shape, ghost, sizes):
     torch.manual_seed(0)
     x = (3 * torch.randn(*shape) + 1).double().requires_grad_()
@@ -126,8 +139,9 @@ def test_ghost_bn_equals_plain_bn_on_each_group(shape, ghost, sizes):
     (out * upstream).sum().backward()
 
     x_ref = x.detach().clone().requires_grad_()
-    ref, bns = _halves_reference(x_ref, x_ref.split(sizes), ghost_bn.weight.detach(),
-                                 ghost_bn.bias.detach())
+    ref, bns = _halves_reference(
+        x_ref, x_ref.split(sizes), ghost_bn.weight.detach(), ghost_bn.bias.detach()
+    )
     (ref * upstream).sum().backward()
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
@@ -137,8 +151,9 @@ def test_ghost_bn_equals_plain_bn_on_each_group(shape, ghost, sizes):
     torch.testing.assert_close(ghost_bn.running_mean, sum(bn.running_mean for bn in bns) / len(bns))
     torch.testing.assert_close(ghost_bn.running_var, sum(bn.running_var for bn in bns) / len(bns))
     # And it is not plain BN over the whole batch.
-    plain, _ = _halves_reference(x_ref.detach(), [x_ref.detach()], ghost_bn.weight.detach(),
-                                 ghost_bn.bias.detach())
+    plain, _ = _halves_reference(
+        x_ref.detach(), [x_ref.detach()], ghost_bn.weight.detach(), ghost_bn.bias.detach()
+    )
     assert (plain - out).abs().max() > 1e-3
 
 

@@ -1,9 +1,10 @@
 """SyncBatchNorm on 2 CPU ranks (gloo) equals BatchNorm on the concatenated batch (CLAIMS C8).
 
 torch 2.13's own ``nn.SyncBatchNorm`` raises ``ValueError`` for CPU inputs once a process group
-exists (and DDP refuses it in CPU modules), so these tests exercise shiftkit's
-``CPUSyncBatchNorm``; on CUDA ``convert_sync_batchnorm`` picks torch's. Ranks are started with ``torch.multiprocessing.spawn`` -- not Lightning's ddp strategy,
-which would re-run the pytest session -- and write their results to files for the test to compare.
+exists (and DDP refuses it in CPU modules), so these tests exercise shiftkit's ``CPUSyncBatchNorm``;
+on CUDA ``convert_sync_batchnorm`` picks torch's. Ranks are started with
+``torch.multiprocessing.spawn`` -- not Lightning's ddp strategy, which would re-run the pytest
+session -- and write their results to files for the test to compare.
 """
 
 import pytest
@@ -40,8 +41,9 @@ def _bn_affine(bn):
 
 def _lenet():
     torch.manual_seed(2)
-    return build_model("lenet", input_shape=(1, 8, 8), num_classes=10, norm="syncbatch",
-                       width=0.5).double()
+    return build_model(
+        "lenet", input_shape=(1, 8, 8), num_classes=10, norm="syncbatch", width=0.5
+    ).double()
 
 
 SPLITS = {"equal": (4, 4), "unequal": (3, 5)}  # unequal: ranks must be weighted by their count
@@ -49,8 +51,9 @@ SPLITS = {"equal": (4, 4), "unequal": (3, 5)}  # unequal: ranks must be weighted
 
 def _worker(rank, tmpdir):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{tmpdir}/store", rank=rank,
-                            world_size=WORLD)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmpdir}/store", rank=rank, world_size=WORLD
+    )
     try:
         for name, sizes in SPLITS.items():
             torch.save(_rank_results(rank, sizes), f"{tmpdir}/{name}{rank}.pt")
@@ -70,8 +73,14 @@ def _rank_results(rank, sizes):
     xr = x[mine].clone().requires_grad_()
     y = bn(xr)
     (y * upstream[mine]).sum().backward()
-    out.update(y=y.detach(), x_grad=xr.grad, w_grad=bn.weight.grad, b_grad=bn.bias.grad,
-               running_mean=bn.running_mean, running_var=bn.running_var)
+    out.update(
+        y=y.detach(),
+        x_grad=xr.grad,
+        w_grad=bn.weight.grad,
+        b_grad=bn.bias.grad,
+        running_mean=bn.running_mean,
+        running_var=bn.running_var,
+    )
 
     # torch's own SyncBatchNorm, on CPU.
     try:
@@ -104,9 +113,7 @@ def runs(tmp_path_factory):
     """Spawn the ranks once (about 5 s of process start-up) and load what each wrote."""
     tmpdir = tmp_path_factory.mktemp("syncbn")
     mp.spawn(_worker, args=(str(tmpdir),), nprocs=WORLD, join=True)
-    return {
-        name: [torch.load(tmpdir / f"{name}{r}.pt") for r in range(WORLD)] for name in SPLITS
-    }
+    return {name: [torch.load(tmpdir / f"{name}{r}.pt") for r in range(WORLD)] for name in SPLITS}
 
 
 @pytest.fixture(params=list(SPLITS))

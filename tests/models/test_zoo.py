@@ -63,7 +63,10 @@ def test_paper_mlp_is_three_hidden_layers_of_100():
     plain = build_model("paper_mlp", input_shape=(1, 28, 28), num_classes=10)
     linears = [m for m in plain.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [
-        (784, 100), (100, 100), (100, 100), (100, 10)
+        (784, 100),
+        (100, 100),
+        (100, 100),
+        (100, 10),
     ]
     assert sum(p.numel() for p in plain.parameters()) == 784 * 100 + 2 * 100 * 100 + 300 + 1010
     # With BN the hidden biases go and gamma/beta come: +600 - 300.
@@ -74,7 +77,9 @@ def test_paper_mlp_is_three_hidden_layers_of_100():
 def test_known_parameter_counts():
     # ResNet-20 of He et al. (2016) has 0.27M parameters; VGG-16 with BN and one linear layer on
     # CIFAR-10 has 14,728,266 with conv biases, minus the 4,224 biases BN makes redundant.
-    resnet20 = build_model("resnet", input_shape=(3, 32, 32), num_classes=10, norm="batch", depth=20)
+    resnet20 = build_model(
+        "resnet", input_shape=(3, 32, 32), num_classes=10, norm="batch", depth=20
+    )
     vgg16 = build_model("vgg", input_shape=(3, 32, 32), num_classes=10, norm="batch", depth=16)
     assert sum(p.numel() for p in resnet20.parameters()) == 272_474
     assert sum(p.numel() for p in vgg16.parameters()) == 14_728_266 - 4_224
@@ -107,8 +112,14 @@ def test_inception_block_has_four_branches_with_double_3x3():
 
 
 def test_norm_drops_bias_of_preceding_map():
-    for norm, has_bias in [("none", True), ("noisy_none", True), ("batch", False),
-                           ("layer", False), ("group", False), ("noisy_batch", False)]:
+    for norm, has_bias in [
+        ("none", True),
+        ("noisy_none", True),
+        ("batch", False),
+        ("layer", False),
+        ("group", False),
+        ("noisy_batch", False),
+    ]:
         model = build_model("lenet", input_shape=(1, 8, 8), num_classes=10, norm=norm)
         maps = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
         assert [m.bias is not None for m in maps[:-1]] == [has_bias] * (len(maps) - 1), norm
@@ -123,8 +134,14 @@ def test_dropout_knob():
 
 
 def test_ghost_batch_size_builds_ghost_bn():
-    model = build_model("resnet", input_shape=(1, 8, 8), num_classes=10, norm="batch",
-                        ghost_batch_size=4, width=0.25)
+    model = build_model(
+        "resnet",
+        input_shape=(1, 8, 8),
+        num_classes=10,
+        norm="batch",
+        ghost_batch_size=4,
+        width=0.25,
+    )
     ghosts = [m for m in model.modules() if isinstance(m, GhostBatchNorm)]
     assert len(ghosts) == 21  # stem + 2 per block x 9 + 2 projection shortcuts
     assert not any(type(m) in (nn.BatchNorm1d, nn.BatchNorm2d) for m in model.modules())
@@ -132,9 +149,15 @@ def test_ghost_batch_size_builds_ghost_bn():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(norm="weird"), dict(activation="gelu"), dict(init="orthogonal"),
-     dict(norm="syncbatch", ghost_batch_size=4), dict(norm="layer", ghost_batch_size=4),
-     dict(depth=21), dict(arch="alexnet")],
+    [
+        dict(norm="weird"),
+        dict(activation="gelu"),
+        dict(init="orthogonal"),
+        dict(norm="syncbatch", ghost_batch_size=4),
+        dict(norm="layer", ghost_batch_size=4),
+        dict(depth=21),
+        dict(arch="alexnet"),
+    ],
 )
 def test_misconfiguration_raises_value_error(kwargs):
     arch = kwargs.pop("arch", "resnet")

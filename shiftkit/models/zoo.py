@@ -118,11 +118,14 @@ class _ConvNet(nn.Module):
         x = x.reshape(x.size(0), *self.input_shape)
         return self.head(self.pool(self.features(x)))
 
-
-def _classifier(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:
-    """Flatten, dropout (if any), linear output."""
-    drop = [nn.Dropout(dropout)] if dropout > 0 else []
-    return nn.Sequential(nn.Flatten(), *drop, nn.Linear(in_features, num_classes))
+    def _global_pool_head(
+        self, layers: list[nn.Module], channels: int, num_classes: int, dropout: float
+    ) -> None:
+        """``features`` from ``layers``, global average pooling, [dropout,] linear classifier."""
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        drop = [nn.Dropout(dropout)] if dropout > 0 else []
+        self.head = nn.Sequential(nn.Flatten(), *drop, nn.Linear(channels, num_classes))
 
 
 class LeNet(_ConvNet):
@@ -206,9 +209,7 @@ class VGG(_ConvNet):
             else:
                 layers.append(knobs.conv_block(channels, _scaled(v, width), 3))
                 channels = _scaled(v, width)
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = _classifier(channels, num_classes, knobs.dropout)
+        self._global_pool_head(layers, channels, num_classes, knobs.dropout)
 
 
 class BasicBlock(nn.Module):
@@ -268,9 +269,7 @@ class ResNet(_ConvNet):
                 stride = 2 if stage > 0 and i == 0 else 1
                 blocks.append(BasicBlock(channels, out_channels, stride, knobs))
                 channels = out_channels
-        self.features = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = _classifier(channels, num_classes, knobs.dropout)
+        self._global_pool_head(blocks, channels, num_classes, knobs.dropout)
 
 
 class InceptionBlock(nn.Module):
@@ -344,9 +343,7 @@ class Inception(_ConvNet):
             block = InceptionBlock(channels, *[_scaled(v, width) for v in spec], knobs=knobs)
             layers.append(block)
             channels = block.out_channels
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = _classifier(channels, num_classes, knobs.dropout)
+        self._global_pool_head(layers, channels, num_classes, knobs.dropout)
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {

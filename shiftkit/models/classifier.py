@@ -87,7 +87,9 @@ class ShiftClassifier(L.LightningModule):
     runs on all ranks -- Lightning forbids returning None under DDP -- and the gradients are
     dropped before the optimizer step), ``trainer.should_stop`` is set, and
     ``diverged``/``diverged_step`` record it; nothing is raised. Checking costs one host sync
-    per step, the price of never applying a NaN update.
+    per step, the price of never applying a NaN update. (The forward of that step has already
+    moved batch-norm running statistics, which may then be non-finite: the weights are the last
+    finite ones, the eval-mode model of a diverged run is not to be trusted.)
 
     Args:
         arch: a key of :data:`~shiftkit.models.ARCHITECTURES`.

@@ -19,7 +19,7 @@ class ArrayDataset(Dataset):
     Use it with ``collate_fn=keep_batch``: the batch comes out already collated.
 
     Args:
-        inputs: array of shape ``(n, *input_shape)`` (float32, or uint8 when ``transform`` converts).
+        inputs: array ``(n, *input_shape)``: float32, or uint8 when ``transform`` converts.
         targets: integer class labels of shape ``(n,)``; stored as int64.
         transform: optional function applied to each fetched batch of inputs (a torch tensor),
             e.g. standardization plus augmentation. It must work on a batch.

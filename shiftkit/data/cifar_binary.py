@@ -28,15 +28,18 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         ``images`` uint8 ``(n, 3, 32, 32)`` and ``labels`` int64 ``(n,)``.
 
     Raises:
+        DatasetNotFoundError: there is no file at ``path``.
         DatasetFormatError: the size is not a positive multiple of 3073 bytes, or a label byte
             is above 9 (e.g. a CIFAR-100 file). The message names the file.
 
     Example:
-        >>> images, labels = read_cifar_batch("cifar-10-batches-bin/test_batch.bin")  # doctest: +SKIP
+        >>> images, labels = read_cifar_batch("test_batch.bin")  # doctest: +SKIP
         >>> images.shape  # doctest: +SKIP
         (10000, 3, 32, 32)
     """
     path = Path(path)
+    if not path.is_file():
+        raise DatasetNotFoundError(f"CIFAR-10 batch file {path} not found")
     size = path.stat().st_size
     if size == 0 or size % RECORD_BYTES:
         raise DatasetFormatError(

@@ -32,7 +32,8 @@ def apply_gray_variant(
 
     Example:
         >>> import numpy as np
-        >>> x, _ = apply_gray_variant(np.array([[0.2, 0.7]], np.float32), "binarized", np.array([0]))
+        >>> pixels = np.array([[0.2, 0.7]], np.float32)
+        >>> x, _ = apply_gray_variant(pixels, "binarized", fit_rows=np.array([0]))
         >>> x.tolist()
         [[0.0, 1.0]]
     """

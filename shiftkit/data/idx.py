@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftkit.data.errors import DatasetFormatError
+from shiftkit.data.errors import DatasetFormatError, DatasetNotFoundError
 
 IMAGES_MAGIC = 0x00000803  # 2051
 LABELS_MAGIC = 0x00000801  # 2049
@@ -35,6 +35,7 @@ def read_idx(path: str | os.PathLike, magic: int, kind: str = "data") -> np.ndar
         A read-only uint8 array with the shape the header gives.
 
     Raises:
+        DatasetNotFoundError: there is no file at ``path``.
         DatasetFormatError: wrong magic number, header or payload shorter or longer than the
             header says, or a corrupt gzip stream. The message names the file.
 
@@ -43,6 +44,8 @@ def read_idx(path: str | os.PathLike, magic: int, kind: str = "data") -> np.ndar
         (10000,)
     """
     path = Path(path)
+    if not path.is_file():
+        raise DatasetNotFoundError(f"IDX {kind} file {path} not found")
     data = _read_bytes(path)
     size_note = "decompressed file has" if path.suffix == ".gz" else "file has"
     if len(data) < 4:
@@ -104,6 +107,4 @@ def _read_bytes(path: Path) -> bytes:
         with gzip.open(path, "rb") as f:
             return f.read()
     except (OSError, EOFError, zlib.error) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
         raise DatasetFormatError(f"{path} is not a valid gzip file: {err}") from None

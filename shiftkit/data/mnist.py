@@ -140,7 +140,8 @@ class MnistDataModule(ArrayDataModule):
         train_images, train_labels = load_mnist_idx(self.data_dir, "train")
         test_images, test_labels = load_mnist_idx(self.data_dir, "test")
         val, train = stratified_split(train_labels, [self.val_fraction], self.seed)
-        pixels = np.concatenate([train_images, test_images]).astype(np.float32) / 255.0
+        pixels = np.concatenate([train_images, test_images]).astype(np.float32)
+        pixels /= 255.0  # in place: full MNIST as float32 is 220 MB
         pixels, self.normalization = apply_gray_variant(pixels, self.variant, train)
         pixels = pixels.reshape(len(pixels), *self.input_shape)
         labels = np.concatenate([train_labels, test_labels])

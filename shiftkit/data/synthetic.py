@@ -13,6 +13,7 @@ SyntheticTask = Literal["gaussian_mixture", "teacher"]
 TeacherActivation = Literal["tanh", "relu", "linear"]
 _STREAMS = {"task": 0, "train": 1, "val": 2, "test": 3}
 _CALIBRATION_SIZE = 8192
+_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0), "linear": lambda a: a}
 
 
 def _rng(seed: int, stream: str) -> np.random.Generator:
@@ -97,8 +98,7 @@ class TeacherNetwork:
             rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)
             for fan_in, fan_out in zip(widths[:-1], widths[1:])
         ]
-        self.activation = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0),
-                           "linear": lambda a: a}[activation]
+        self.activation = _ACTIVATIONS[activation]
         self.dim = dim
         logits = self._raw_logits(rng.standard_normal((_CALIBRATION_SIZE, dim)))
         self.logit_mean, self.logit_std = logits.mean(axis=0), logits.std(axis=0)
@@ -189,6 +189,11 @@ class SyntheticDataModule(ArrayDataModule):
         )
         if task not in ("gaussian_mixture", "teacher"):
             raise ValueError(f"task must be 'gaussian_mixture' or 'teacher', got {task!r}")
+        if teacher_activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"teacher_activation must be one of {sorted(_ACTIVATIONS)}, "
+                f"got {teacher_activation!r}"
+            )
         if num_classes < 2 or dim < 1 or min(num_train, num_val, num_test) < 1:
             raise ValueError("need num_classes >= 2, dim >= 1 and at least 1 example per split")
         self.task = task

@@ -53,6 +53,11 @@ def test_wrong_size_names_file_and_record_size(tmp_path):
     )
 
 
+def test_reading_an_absent_batch_directly_names_it(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="data_batch_9.bin not found"):
+        read_cifar_batch(tmp_path / "data_batch_9.bin")
+
+
 def test_label_byte_11_is_refused(tmp_path):
     path = tmp_path / "test_batch.bin"
     path.write_bytes(cifar_record_bytes(np.array([3, 11, 4], np.uint8)))

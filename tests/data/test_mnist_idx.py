@@ -132,3 +132,9 @@ def test_torchvision_layout_is_found(tmp_path):
     arrays = write_mnist_dir(tmp_path / "MNIST" / "raw", n_test=5)
     images, _ = load_mnist_idx(tmp_path, "test")
     np.testing.assert_array_equal(images, arrays["test_images"])
+
+
+def test_reading_an_absent_file_directly_names_it(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        read_idx_labels(tmp_path / "absent-idx1-ubyte")
+    assert str(err.value) == f"IDX labels file {tmp_path / 'absent-idx1-ubyte'} not found"

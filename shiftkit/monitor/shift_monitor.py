@@ -101,6 +101,9 @@ class ShiftMonitor(Callback):
             histogram as a ``wandb.Histogram`` (key ``shift_hist/{site}``) ...
         histogram_every: ... every this many measurements.
         keep_history: keep :attr:`history` in memory.
+        keep_histograms: also keep every measurement's histograms in
+            :attr:`histogram_history` (``S x (bins + 2)`` floats per measurement;
+            for the per-layer "colorful dimension" plots of the reports).
         max_units: a site with more units than this is tracked as one pooled unit.
         probe_seed: seed of the probe forward's random number generators.
 
@@ -141,6 +144,7 @@ class ShiftMonitor(Callback):
         log_histograms: bool = False,
         histogram_every: int = 10,
         keep_history: bool = True,
+        keep_histograms: bool = False,
         max_units: int = 65536,
         probe_seed: int = 0,
     ):
@@ -177,8 +181,10 @@ class ShiftMonitor(Callback):
         self.saturation_thresholds, self.noise_floor = thresholds, noise_floor
         self.log_histograms, self.histogram_every = log_histograms, histogram_every
         self.keep_history, self.max_units, self.probe_seed = keep_history, max_units, probe_seed
+        self.keep_histograms = keep_histograms
 
         self.history: list[dict[str, Any]] = []
+        self.histogram_history: list[tuple[int, list[list[float]]]] = []
         self.measurements = 0
         self.last_measured_step: int | None = None
         # Set up per fit (never in __init__: under ddp_spawn, tensors made here
@@ -290,14 +296,16 @@ class ShiftMonitor(Callback):
         keep_first = self.reference == "initial" or (self.reference == "probe" and self.probe_baseline == "initial")
         if ref is None or not keep_first:
             self._ref = snap
-        with_hist = self.log_histograms and self.measurements % self.histogram_every == 0
-        records = records_from_host(stats, snap, [s.name for s in self._sites], with_hist)
+        log_hist = self.log_histograms and self.measurements % self.histogram_every == 0
+        records = records_from_host(stats, snap, [s.name for s in self._sites], log_hist or self.keep_histograms)
         self.measurements += 1
         self.last_measured_step = step
         self._warn_about(records)
-        log_measurement(trainer.loggers, records, step, self.stats, snap if with_hist else None)
+        log_measurement(trainer.loggers, records, step, self.stats, snap if log_hist else None)
         if self.keep_history:
             self.history.extend(r.row(step, trainer.current_epoch) for r in records if r.has_data)
+        if self.keep_histograms:
+            self.histogram_history.append((step, [r.hist for r in records]))
 
     # ------------------------------------------------------------------- results
     def history_frame(self):
@@ -314,6 +322,26 @@ class ShiftMonitor(Callback):
         ``mean_drift``, and the last ``mean``/``std``/``sat_frac``/``dead_frac``.
         """
         return summarize_history(self.history, top=top, by=by)
+
+    def histogram_edges(self) -> tuple[list[str], list[float], list[float]]:
+        """``(sites, lo, hi)``: each site's in-range histogram edges (NaN if never seen)."""
+        layout = self._acc.layout if self._acc is not None else None
+        nan = [float("nan")] * len(self._sites)
+        return self.site_names, list(layout.lo) if layout else nan, list(layout.hi) if layout else nan
+
+    def write_records(self, run_dir) -> None:
+        """Write :attr:`history` (and the histograms, if kept) into a run directory.
+
+        Files: ``shift_history.csv`` and ``shift_histograms.npz``, see
+        :mod:`shiftkit.records.run_dir`. Atomic; call it on rank 0.
+        """
+        from shiftkit.records import write_shift_histograms, write_shift_history
+
+        write_shift_history(run_dir, self.history)
+        if self.histogram_history:
+            sites, lo, hi = self.histogram_edges()
+            steps = [step for step, _ in self.histogram_history]
+            write_shift_histograms(run_dir, steps, [c for _, c in self.histogram_history], sites, lo, hi)
 
     # -------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:

@@ -6,7 +6,8 @@
 - :mod:`~shiftkit.records.wandb_offline`: a local W&B run (``.wandb`` file) read
   without network or W&B API;
 - :mod:`~shiftkit.records.frames`: row merging and the long (tidy) shift table;
-- :mod:`~shiftkit.records.result_record`: atomic, secret-free JSON result records.
+- :mod:`~shiftkit.records.result_record`: atomic, secret-free JSON result records;
+- :mod:`~shiftkit.records.run_dir`: the files of one run directory, written and read back.
 
 Imports pandas and the standard library only: no Lightning, no torch, no
 ``shiftkit.monitor``; wandb's protobuf module is imported when a ``.wandb``
@@ -45,6 +46,19 @@ from shiftkit.records.result_record import (
     strip_secrets,
     write_result_record,
 )
+from shiftkit.records.run_dir import (
+    HISTOGRAMS_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    RESULT_FILE,
+    Run,
+    find_runs,
+    read_run,
+    read_runs,
+    write_run_result,
+    write_shift_histograms,
+    write_shift_history,
+)
 from shiftkit.records.wandb_offline import (
     BLOCK_SIZE,
     WANDB_FILE_HEADER,
@@ -58,6 +72,17 @@ from shiftkit.records.wandb_offline import (
 )
 
 __all__ = [
+    "HISTOGRAMS_FILE",
+    "HISTORY_FILE",
+    "METRICS_FILE",
+    "RESULT_FILE",
+    "Run",
+    "find_runs",
+    "read_run",
+    "read_runs",
+    "write_run_result",
+    "write_shift_histograms",
+    "write_shift_history",
     "BLOCK_SIZE",
     "DIVERGED",
     "DIVERGED_STEP",

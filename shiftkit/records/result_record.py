@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+
+from shiftkit.records.atomic import atomic_write_bytes
 
 SCHEMA_VERSION = 1
 """Version of the record layout; bump it when a reader would misread old records."""
@@ -26,7 +27,6 @@ SCHEMA_KEY = "schema_version"
 """Key under which every record stores :data:`SCHEMA_VERSION`."""
 
 _SECRET_KEY_PARTS = ("api_key", "apikey", "token", "secret", "password")
-_TEMP_SUFFIX = ".tmp"
 
 
 def config_hash(config: dict) -> str:
@@ -112,18 +112,7 @@ def write_result_record(path: str | os.PathLike, record: dict) -> Path:
         )
     clean[SCHEMA_KEY] = SCHEMA_VERSION
     text = json.dumps(clean, indent=2, sort_keys=True, default=_jsonable) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it 0600: reports run by others must read it
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        os.unlink(tmp_name)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
 

@@ -65,11 +65,13 @@ def dyadic(shape, gen: torch.Generator, half_range: int = 40, offset=None) -> to
 def symmetric_dyadic(shape, unit_dim: int, centres: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Dyadic values whose multiset per unit is symmetric about ``centres[u]`` (a multiple of 1/4).
 
-    The per-unit mean is then exactly ``centres[u]``, so a shift taken from it is exact too.
+    The per-unit mean is then exactly ``centres[u]``, so a shift taken from it is exact too; the
+    extremes are repeated, so quantiles near 0 and 1 do not depend on how the data are split.
     """
     units = shape[unit_dim]
     per_unit = int(np.prod(shape)) // units
     half = dyadic((units, per_unit // 2), gen, 12)
+    half[:, :2] = 3.0  # every unit reaches centre +- 3 twice: the extreme quantiles sit on ties
     vals = torch.cat([half, -half], 1) + centres[:, None]
     perm = torch.argsort(torch.rand(units, per_unit, generator=gen), dim=1)
     vals = torch.gather(vals, 1, perm)
@@ -122,3 +124,47 @@ class FakeGroup:
         if errors:
             raise errors[0]
         return results
+
+
+def site_values(tensors, unit_dim: int | None) -> np.ndarray:
+    """All elements one site saw in a measurement, as float64 ``(units, elements)``."""
+    return np.concatenate([units_view(t, unit_dim) for t in tensors], axis=1)
+
+
+def site_oracle(u: np.ndarray, lo: float, hi: float, bins: int, threshold: float | None = None) -> dict:
+    """What a snapshot of one site should say, from its raw ``(units, elements)`` values."""
+    finite = np.isfinite(u)
+    v = u[finite]
+    mean, var = finite_mean_var(u)
+    with np.errstate(invalid="ignore"):
+        out = {
+            "mean": v.mean(),
+            "std": v.std(),
+            "unit_mean": mean,
+            "unit_var": var,
+            "nonfinite": float((~finite).sum()),
+            "dead_frac": (finite & (u <= 0)).sum() / finite.sum(),
+            "dead_units": np.mean(~(finite & (u > 0)).any(1)[finite.any(1)]),
+            "hist": hist_counts(v, lo, hi, bins),
+        }
+        if threshold is not None:
+            out["sat_frac"] = (finite & (np.abs(u) > threshold)).sum() / finite.sum()
+    return out
+
+
+def shift_oracle(cur: dict, ref: dict) -> dict:
+    """Divergences of snapshot B (``cur``) from A (``ref``), both from :func:`site_oracle`."""
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import entropy
+
+    mb, vb, ma, va = cur["unit_mean"], cur["unit_var"], ref["unit_mean"], ref["unit_var"]
+    drift = np.abs(mb - ma) / np.sqrt(va)
+    p, q = smoothed(cur["hist"]), smoothed(ref["hist"])
+    return {
+        "kl_gauss": kl_normal(mb, vb, ma, va).mean(),
+        "mean_drift": drift.mean(),
+        "mean_drift_max": drift.max(),
+        "std_log_ratio": np.mean(np.log(np.sqrt(vb) / np.sqrt(va))),
+        "kl_hist": entropy(p, q),
+        "js_hist": jensenshannon(p, q) ** 2,
+    }

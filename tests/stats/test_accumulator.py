@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import io
 import math
+import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from shiftkit.stats import DIVERGENCE_STATS, ShiftAccumulator, SiteSpec, Snapshot, site_statistics
+from shiftkit.stats import (
+    DIVERGENCE_STATS,
+    Layout,
+    ShiftAccumulator,
+    SiteSpec,
+    Snapshot,
+    percentile_names,
+    site_statistics,
+    torch_distributed_all_reduce,
+)
 from shiftkit.stats.moments import FIELDS
 
-from .oracles import FakeGroup, dyadic, shift_oracle, site_oracle, site_values, symmetric_dyadic, units_view
+from .oracles import FakeGroup, dyadic, finite_mean_var, shift_oracle, site_oracle, site_values, symmetric_dyadic, units_view
 
 SITES = [
     SiteSpec("fc", -1),
@@ -89,11 +99,28 @@ def three_measurements(gen):
 
 
 def test_layout_after_discovery(three_measurements):
-    acc, _, snaps = three_measurements
-    assert snaps[0].layout.units == (12, 6, 10, 4)
-    assert snaps[0].layout.offsets == (0, 12, 18, 28)
+    acc, data, snaps = three_measurements
+    layout = snaps[0].layout
+    assert layout.units == (12, 6, 10, 4)
+    assert layout.offsets == (0, 12, 18, 28)
     assert snaps[0].fields.shape == (len(FIELDS), 32) and snaps[0].hist.shape == (4, BINS + 2)
     assert acc.never_seen == [] and acc.shape_mismatch == set()
+    # edges: the 0.1% / 99.9% quantiles of the first measurement, widened by half a span a side
+    for i, spec in enumerate(SITES):
+        v = site_values(raw_by_site(data[0])[i], None)
+        q_lo, q_hi = np.quantile(v[np.isfinite(v)], [0.001, 0.999])
+        span = q_hi - q_lo
+        # (torch takes the quantiles in float32: allow 1e-5 of the span)
+        np.testing.assert_allclose([layout.lo[i], layout.hi[i]], [q_lo - span / 2, q_hi + span / 2], rtol=0, atol=1e-5 * span)
+        assert snaps[2].layout == layout  # fixed for the rest of the run
+
+
+def test_sums_of_squares_are_taken_about_the_previous_mean(three_measurements):
+    _, data, snaps = three_measurements
+    assert torch.equal(snaps[0].shift, torch.zeros(32, dtype=torch.float64))
+    for m in (1, 2):
+        means = np.concatenate([finite_mean_var(site_values(raw_by_site(data[m - 1])[i], s.unit_dim))[0] for i, s in enumerate(SITES)])
+        np.testing.assert_allclose(snaps[m].shift.numpy(), means.astype(np.float32), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("pair", [(0, None), (1, 0), (2, 1), (2, 0)], ids=["m0", "m1_vs_m0", "m2_vs_m1", "m2_vs_m0"])
@@ -134,6 +161,19 @@ def test_site_statistics_match_numpy(three_measurements, pair):
             assert got[name] == pytest.approx(expected[name], rel=1e-6, abs=2e-7), (spec.name, name)
         for name in ("kl_hist", "js_hist"):
             assert got[name] == pytest.approx(expected[name], rel=1e-9), (spec.name, name)
+
+
+def test_statistic_names(three_measurements):
+    _, _, snaps = three_measurements
+    assert percentile_names((0.15, 0.5, 0.85, 0.025)) == ["p15", "p50", "p85", "p2.5"]
+    names = set(site_statistics(snaps[1], snaps[0], quantiles=(0.025, 0.5), noise_floor=False))
+    assert names == {"mean", "std", "nonfinite", "p2.5", "p50"} | set(DIVERGENCE_STATS) - {"kl_gauss_floor"}
+
+
+def test_torch_distributed_all_reduce_is_a_no_op_in_one_process():
+    t = torch.arange(4.0)
+    torch_distributed_all_reduce(t, "sum")
+    assert t.tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
 def test_all_reduce_protocol_and_rank_agreement(gen):
@@ -419,7 +459,7 @@ def test_pooled_site_second_measurement(gen):
 
 
 def test_state_dict_round_trip_gives_identical_snapshots(gen):
-    sites = SITES + [SiteSpec("late")]
+    sites = SITES + [SiteSpec("late"), SiteSpec("ghost")]
     data = [measurement_data(gen, m) for m in range(4)]
     data[2].append((4, torch.randn(12, 3, generator=gen)))  # discovered after the checkpoint
     data[3].append((4, torch.randn(12, 3, generator=gen)))
@@ -436,9 +476,28 @@ def test_state_dict_round_trip_gives_identical_snapshots(gen):
         feed(acc, obs)
         feed(resumed, obs)
         a, b = acc.finish(), resumed.finish()
-        assert a.layout == b.layout
+        assert_same_layout(a.layout, b.layout)
         assert torch.equal(a.fields, b.fields) and torch.equal(a.hist, b.hist) and torch.equal(a.shift, b.shift)
     assert b.layout.units[4] == 3
+    # discovery resumes where it was: the third round (after the checkpoint) drops the ghost
+    assert acc.never_seen == resumed.never_seen == ["ghost"]
+
+
+def assert_same_layout(a: Layout, b: Layout) -> None:
+    """Field by field, NaN equal to NaN (unseen sites have NaN edges)."""
+    for k, v in a.to_dict().items():
+        np.testing.assert_array_equal(v, b.to_dict()[k], err_msg=k)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (minor): Layout is a dataclass of tuples and unseen sites have lo = hi = NaN, so a "
+    "layout equals itself only while the NaNs are the same float object: after a checkpoint "
+    "round trip (torch.save/pickle) `layout == restored` is False although nothing differs",
+)
+def test_layout_equality_survives_a_round_trip():
+    layout = Layout((3, 0), (0, 3), (False, False), (-1.0, math.nan), (1.0, math.nan))
+    assert pickle.loads(pickle.dumps(layout)) == layout
 
 
 def test_load_state_dict_refuses_other_sites_or_bins():

@@ -208,7 +208,8 @@ def test_percentiles_of_an_empty_histogram_are_nan():
     counts = torch.tensor([[0.0] * 6, [0, 2, 0, 0, 2, 0]])
     got = histogram_percentiles(counts, torch.tensor([0.0, 0.0]), torch.tensor([4.0, 4.0]), (0.5, 0.85))
     assert torch.isnan(got[0]).all()
-    np.testing.assert_allclose(got[1].numpy(), [1.0, 3.0 + 0.7 / 1 * 0.5 * 2], rtol=1e-12)
+    # median: the CDF reaches 1/2 at the top of bin [0, 1); p85: 70% into bin [3, 4)
+    np.testing.assert_allclose(got[1].numpy(), [1.0, 3.7], rtol=1e-12)
 
 
 def test_percentiles_match_numpy_within_one_bin_batched(rng):

@@ -62,7 +62,9 @@ def dyadic(shape, gen: torch.Generator, half_range: int = 40, offset=None) -> to
     return x if offset is None else x + offset
 
 
-def symmetric_dyadic(shape, unit_dim: int, centres: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def symmetric_dyadic(
+    shape, unit_dim: int, centres: torch.Tensor, gen: torch.Generator
+) -> torch.Tensor:
     """Dyadic values whose multiset per unit is symmetric about ``centres[u]`` (a multiple of 1/4).
 
     The per-unit mean is then exactly ``centres[u]``, so a shift taken from it is exact too; the
@@ -131,7 +133,9 @@ def site_values(tensors, unit_dim: int | None) -> np.ndarray:
     return np.concatenate([units_view(t, unit_dim) for t in tensors], axis=1)
 
 
-def site_oracle(u: np.ndarray, lo: float, hi: float, bins: int, threshold: float | None = None) -> dict:
+def site_oracle(
+    u: np.ndarray, lo: float, hi: float, bins: int, threshold: float | None = None
+) -> dict:
     """What a snapshot of one site should say, from its raw ``(units, elements)`` values."""
     finite = np.isfinite(u)
     v = u[finite]

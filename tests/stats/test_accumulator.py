@@ -10,6 +10,7 @@ merged state can be compared with the whole one to 1e-9 (in fact bit for bit).
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import pickle
 
@@ -29,7 +30,16 @@ from shiftkit.stats import (
 )
 from shiftkit.stats.moments import FIELDS
 
-from .oracles import FakeGroup, dyadic, finite_mean_var, shift_oracle, site_oracle, site_values, symmetric_dyadic, units_view
+from .oracles import (
+    FakeGroup,
+    dyadic,
+    finite_mean_var,
+    shift_oracle,
+    site_oracle,
+    site_values,
+    symmetric_dyadic,
+    units_view,
+)
 
 SITES = [
     SiteSpec("fc", -1),
@@ -53,7 +63,10 @@ def measurement_data(gen, m: int, n: int = 48) -> list[tuple[int, torch.Tensor]]
     fc = torch.randn(n + n // 2, 12, generator=gen) * (1 + 0.3 * m) + 0.4 * m
     if m == 1:
         fc[3, 2], fc[7, 5], fc[40, 0] = math.nan, math.inf, -math.inf
-    conv = torch.randn(n // 4, 6, 5, 5, generator=gen) * (1 + 0.4 * m) + torch.linspace(-1, 1, 6).reshape(1, 6, 1, 1) * m
+    conv = (
+        torch.randn(n // 4, 6, 5, 5, generator=gen) * (1 + 0.4 * m)
+        + torch.linspace(-1, 1, 6).reshape(1, 6, 1, 1) * m
+    )
     if m == 2:
         conv[0, 1, 2, 3] = math.nan
     relu = torch.randn(n, 10, generator=gen) + 0.3 * m - 0.5
@@ -68,8 +81,8 @@ def feed(acc: ShiftAccumulator, observations) -> None:
         acc.observe(i, x)
 
 
-def raw_by_site(observations, num_sites=len(SITES)):
-    out = [[] for _ in range(num_sites)]
+def raw_by_site(observations, num_sites=None):
+    out = [[] for _ in range(num_sites or len(SITES))]
     for i, x in observations:
         out[i].append(x)
     return out
@@ -78,7 +91,13 @@ def raw_by_site(observations, num_sites=len(SITES)):
 def oracle_for(snap: Snapshot, observations, sites=SITES, bins=BINS) -> list[dict]:
     raw = raw_by_site(observations, len(sites))
     return [
-        site_oracle(site_values(raw[i], s.unit_dim), snap.layout.lo[i], snap.layout.hi[i], bins, s.saturation_threshold)
+        site_oracle(
+            site_values(raw[i], s.unit_dim),
+            snap.layout.lo[i],
+            snap.layout.hi[i],
+            bins,
+            s.saturation_threshold,
+        )
         for i, s in enumerate(sites)
     ]
 
@@ -111,7 +130,12 @@ def test_layout_after_discovery(three_measurements):
         q_lo, q_hi = np.quantile(v[np.isfinite(v)], [0.001, 0.999])
         span = q_hi - q_lo
         # (torch takes the quantiles in float32: allow 1e-5 of the span)
-        np.testing.assert_allclose([layout.lo[i], layout.hi[i]], [q_lo - span / 2, q_hi + span / 2], rtol=0, atol=1e-5 * span)
+        np.testing.assert_allclose(
+            [layout.lo[i], layout.hi[i]],
+            [q_lo - span / 2, q_hi + span / 2],
+            rtol=0,
+            atol=1e-5 * span,
+        )
         assert snaps[2].layout == layout  # fixed for the rest of the run
 
 
@@ -119,13 +143,22 @@ def test_sums_of_squares_are_taken_about_the_previous_mean(three_measurements):
     _, data, snaps = three_measurements
     assert torch.equal(snaps[0].shift, torch.zeros(32, dtype=torch.float64))
     for m in (1, 2):
-        means = np.concatenate([finite_mean_var(site_values(raw_by_site(data[m - 1])[i], s.unit_dim))[0] for i, s in enumerate(SITES)])
-        np.testing.assert_allclose(snaps[m].shift.numpy(), means.astype(np.float32), rtol=1e-6, atol=1e-7)
+        means = np.concatenate(
+            [
+                finite_mean_var(site_values(raw_by_site(data[m - 1])[i], s.unit_dim))[0]
+                for i, s in enumerate(SITES)
+            ]
+        )
+        np.testing.assert_allclose(
+            snaps[m].shift.numpy(), means.astype(np.float32), rtol=1e-6, atol=1e-7
+        )
 
 
-@pytest.mark.parametrize("pair", [(0, None), (1, 0), (2, 1), (2, 0)], ids=["m0", "m1_vs_m0", "m2_vs_m1", "m2_vs_m0"])
+@pytest.mark.parametrize(
+    "pair", [(0, None), (1, 0), (2, 1), (2, 0)], ids=["m0", "m1_vs_m0", "m2_vs_m1", "m2_vs_m0"]
+)
 def test_site_statistics_match_numpy(three_measurements, pair):
-    acc, data, snaps = three_measurements
+    _, data, snaps = three_measurements
     b, a = pair
     cur = snaps[b]
     stats = site_statistics(cur, None if a is None else snaps[a], sites=SITES)
@@ -141,7 +174,9 @@ def test_site_statistics_match_numpy(three_measurements, pair):
         finite = units_view(torch.cat([x.reshape(-1) for x in raw_by_site(data[b])[i]]), None)
         finite = finite[np.isfinite(finite)]
         for name, q in (("p15", 15), ("p50", 50), ("p85", 85)):
-            assert got[name] == pytest.approx(np.clip(np.percentile(finite, q), lo, hi), abs=(hi - lo) / BINS), (spec.name, name)
+            assert got[name] == pytest.approx(
+                np.clip(np.percentile(finite, q), lo, hi), abs=(hi - lo) / BINS
+            ), (spec.name, name)
         if spec.rectifier:
             # 1 - (#x > 0)/n against (#x <= 0)/n: equal up to one rounding
             assert got["dead_frac"] == pytest.approx(want["dead_frac"], rel=1e-14)
@@ -167,7 +202,9 @@ def test_statistic_names(three_measurements):
     _, _, snaps = three_measurements
     assert percentile_names((0.15, 0.5, 0.85, 0.025)) == ["p15", "p50", "p85", "p2.5"]
     names = set(site_statistics(snaps[1], snaps[0], quantiles=(0.025, 0.5), noise_floor=False))
-    assert names == {"mean", "std", "nonfinite", "p2.5", "p50"} | set(DIVERGENCE_STATS) - {"kl_gauss_floor"}
+    assert names == {"mean", "std", "nonfinite", "p2.5", "p50"} | set(DIVERGENCE_STATS) - {
+        "kl_gauss_floor"
+    }
 
 
 def test_torch_distributed_all_reduce_is_a_no_op_in_one_process():
@@ -179,24 +216,10 @@ def test_torch_distributed_all_reduce_is_a_no_op_in_one_process():
 def test_all_reduce_protocol_and_rank_agreement(gen):
     """Discovery uses one MAX, every measurement one SUM of the flat buffer; ranks end equal."""
     data = [[measurement_data(gen, m) for m in range(2)] for _ in range(2)]
-
-    def rank(r):
-        def body(all_reduce):
-            acc = make_acc()
-            snaps = []
-            for obs in data[r]:
-                feed(acc, obs)
-                snaps.append(acc.finish(all_reduce=all_reduce))
-            return snaps
-
-        return body
-
-    group = FakeGroup(2)
-    snaps0, snaps1 = group.run(rank(0), rank(1))
+    group, (snaps0, snaps1) = run_two_ranks(data)
     assert group.calls == [["max", "sum", "sum"]] * 2
     for s0, s1 in zip(snaps0, snaps1):
-        assert s0.layout == s1.layout
-        assert torch.equal(s0.fields, s1.fields) and torch.equal(s0.hist, s1.hist) and torch.equal(s0.shift, s1.shift)
+        assert_same_snapshot(s0, s1)
     # and the merged counts are the sums of both ranks' data
     n_fc = sum(torch.isfinite(x).sum().item() for r in range(2) for i, x in data[r][1] if i == 0)
     assert snaps0[1].fields[0, :12].sum().item() == n_fc
@@ -227,7 +250,7 @@ def test_noise_floor_predicts_kl_between_unchanged_measurements(gen):
         acc.observe(0, torch.randn(128, 16, generator=gen) * 2 + 1)
         acc.observe(1, torch.randn(32, 4, 3, 3, generator=gen) - 1)
         snaps.append(acc.finish())
-    pairs = [site_statistics(b, a) for a, b in zip(snaps, snaps[1:])]
+    pairs = [site_statistics(b, a) for a, b in itertools.pairwise(snaps)]
     kl = torch.stack([p["kl_gauss"] for p in pairs]).mean(0)
     floor = torch.stack([p["kl_gauss_floor"] for p in pairs]).mean(0)
     np.testing.assert_allclose(kl.numpy(), [2 / 128, 2 / 288], rtol=0.2)
@@ -248,14 +271,39 @@ def exact_measurements(gen, n=16):
     centres = {i: dyadic((s[SITES[i].unit_dim],), gen, 8) for i, s in shapes.items()}
     base = {i: symmetric_dyadic(s, SITES[i].unit_dim, centres[i], gen) for i, s in shapes.items()}
     perm = torch.randperm(n // 2, generator=gen)
-    m0 = [[(i, x) for i, x in base.items() if i != 3], [(i, x[perm[: x.shape[0]] if x.shape[0] == n // 2 else torch.randperm(n, generator=gen)]) for i, x in base.items()]]
+    m0 = [
+        [(i, x) for i, x in base.items() if i != 3],
+        [
+            (i, x[perm[: x.shape[0]] if x.shape[0] == n // 2 else torch.randperm(n, generator=gen)])
+            for i, x in base.items()
+        ],
+    ]
     m1 = [[(i, dyadic(s, gen)) for i, s in shapes.items()] for _ in range(2)]
     m1[0][0][1][1, 3], m1[0][0][1][2, 4], m1[0][1][1][0, 0, 0, 0] = math.nan, math.inf, -math.inf
     m1[1].append((0, dyadic((n // 2, 12), gen)))  # a second call on rank 1
     return [[m0[r], m1[r]] for r in range(2)]
 
 
+def assert_same_snapshot(a: Snapshot, b: Snapshot) -> None:
+    assert_same_layout(a.layout, b.layout)
+    assert (
+        torch.equal(a.fields, b.fields)
+        and torch.equal(a.hist, b.hist)
+        and torch.equal(a.shift, b.shift)
+    )
+
+
+def assert_same_layout(a: Layout, b: Layout) -> None:
+    """Field by field, NaN equal to NaN (unseen sites have NaN edges)."""
+    for k, v in a.to_dict().items():
+        np.testing.assert_array_equal(v, b.to_dict()[k], err_msg=k)
+
+
 def run_two_ranks(per_rank, **acc_kw):
+    """Two accumulators on two threads joined by a FakeGroup.
+
+    Returns the group and each rank's list of snapshots."""
+
     def rank(r):
         def body(all_reduce):
             acc = make_acc(**acc_kw)
@@ -267,7 +315,8 @@ def run_two_ranks(per_rank, **acc_kw):
 
         return body
 
-    return FakeGroup(2).run(rank(0), rank(1))[0]
+    group = FakeGroup(2)
+    return group, group.run(rank(0), rank(1))
 
 
 def run_whole(per_rank, **acc_kw):
@@ -280,16 +329,17 @@ def run_whole(per_rank, **acc_kw):
 
 
 def all_stats(snaps):
-    return [site_statistics(snaps[0], sites=SITES)] + [site_statistics(b, a, sites=SITES) for a, b in zip(snaps, snaps[1:])]
+    return [site_statistics(snaps[0], sites=SITES)] + [
+        site_statistics(b, a, sites=SITES) for a, b in itertools.pairwise(snaps)
+    ]
 
 
 def test_merged_packed_state_equals_the_whole(gen):
     per_rank = exact_measurements(gen)
-    merged, whole = run_two_ranks(per_rank), run_whole(per_rank)
+    merged, whole = run_two_ranks(per_rank)[1][0], run_whole(per_rank)
     assert merged[1].shift.abs().sum() > 0  # the second measurement's sums are about a real shift
     for sm, sw in zip(merged, whole):
-        assert sm.layout == sw.layout
-        assert torch.equal(sm.fields, sw.fields) and torch.equal(sm.hist, sw.hist) and torch.equal(sm.shift, sw.shift)
+        assert_same_snapshot(sm, sw)
     for gm, gw in zip(all_stats(merged), all_stats(whole)):
         assert gm.keys() == gw.keys()
         for k in gm:
@@ -304,8 +354,10 @@ def test_merged_gaussian_data_agrees_to_float32_rounding(gen):
     """Realistic data: per-rank float32 reductions differ from the whole's by rounding only.
     (Histogram edges are not compared: each rank picks quantiles of its own half.)"""
     per_rank = [[measurement_data(gen, m) for m in range(2)] for _ in range(2)]
-    merged, whole = run_two_ranks(per_rank), run_whole(per_rank)
-    np.testing.assert_allclose(merged[1].fields.numpy(), whole[1].fields.numpy(), rtol=1e-6, atol=1e-4)
+    merged, whole = run_two_ranks(per_rank)[1][0], run_whole(per_rank)
+    np.testing.assert_allclose(
+        merged[1].fields.numpy(), whole[1].fields.numpy(), rtol=1e-6, atol=1e-4
+    )
     gm, gw = site_statistics(merged[1], merged[0]), site_statistics(whole[1], whole[0])
     for k in MOMENT_STATS:
         np.testing.assert_allclose(gm[k].numpy(), gw[k].numpy(), rtol=1e-5, err_msg=k)
@@ -358,7 +410,9 @@ def test_never_observed_site_is_dropped_after_discovery_rounds(gen):
     snap = acc.finish()
     assert snap.layout.units == (3, 0)
     s = site_statistics(snap)
-    assert math.isnan(s["mean"][1].item()) and s["mean"][0].item() == pytest.approx(snap.fields[1].sum().item() / 24)
+    assert math.isnan(s["mean"][1].item()) and s["mean"][0].item() == pytest.approx(
+        snap.fields[1].sum().item() / 24
+    )
 
 
 def test_site_first_seen_at_measurement_two_is_appended(gen):
@@ -398,7 +452,9 @@ def test_snapshot_extended_to_a_newer_layout(gen):
     s1 = acc.finish()
     ext = s0.extended_to(s1.layout)
     assert ext.layout == s1.layout and ext.fields.shape == s1.fields.shape == (len(FIELDS), 7)
-    assert torch.equal(ext.fields[:, :4], s0.fields) and torch.equal(ext.fields[:, 4:], torch.zeros(len(FIELDS), 3, dtype=torch.float64))
+    assert torch.equal(ext.fields[:, :4], s0.fields) and torch.equal(
+        ext.fields[:, 4:], torch.zeros(len(FIELDS), 3, dtype=torch.float64)
+    )
     assert torch.equal(ext.shift, torch.cat([s0.shift, torch.zeros(3, dtype=torch.float64)]))
     assert torch.equal(ext.hist, s0.hist)
     assert s0.extended_to(s0.layout) is s0
@@ -449,10 +505,20 @@ def test_pooled_site_second_measurement(gen):
         acc.observe(0, x)
         snaps.append(acc.finish())
     want = shift_oracle(
-        {"unit_mean": np.array([xs[1].double().mean().item()]), "unit_var": np.array([xs[1].double().var(unbiased=False).item()]), "hist": np.ones(1)},
-        {"unit_mean": np.array([xs[0].double().mean().item()]), "unit_var": np.array([xs[0].double().var(unbiased=False).item()]), "hist": np.ones(1)},
+        {
+            "unit_mean": np.array([xs[1].double().mean().item()]),
+            "unit_var": np.array([xs[1].double().var(unbiased=False).item()]),
+            "hist": np.ones(1),
+        },
+        {
+            "unit_mean": np.array([xs[0].double().mean().item()]),
+            "unit_var": np.array([xs[0].double().var(unbiased=False).item()]),
+            "hist": np.ones(1),
+        },
     )
-    assert site_statistics(snaps[1], snaps[0])["kl_gauss"].item() == pytest.approx(want["kl_gauss"], rel=1e-6)
+    assert site_statistics(snaps[1], snaps[0])["kl_gauss"].item() == pytest.approx(
+        want["kl_gauss"], rel=1e-6
+    )
 
 
 # ---------------------------------------------------------------- checkpointing
@@ -476,17 +542,10 @@ def test_state_dict_round_trip_gives_identical_snapshots(gen):
         feed(acc, obs)
         feed(resumed, obs)
         a, b = acc.finish(), resumed.finish()
-        assert_same_layout(a.layout, b.layout)
-        assert torch.equal(a.fields, b.fields) and torch.equal(a.hist, b.hist) and torch.equal(a.shift, b.shift)
+        assert_same_snapshot(a, b)
     assert b.layout.units[4] == 3
     # discovery resumes where it was: the third round (after the checkpoint) drops the ghost
     assert acc.never_seen == resumed.never_seen == ["ghost"]
-
-
-def assert_same_layout(a: Layout, b: Layout) -> None:
-    """Field by field, NaN equal to NaN (unseen sites have NaN edges)."""
-    for k, v in a.to_dict().items():
-        np.testing.assert_array_equal(v, b.to_dict()[k], err_msg=k)
 
 
 @pytest.mark.xfail(

@@ -42,20 +42,24 @@ def test_saturation_fraction(unit_dim, threshold, gen):
 def test_dead_fraction(unit_dim, gen):
     x = activations(gen)
     expected = np_fraction(units_view(x, unit_dim), lambda u: u <= 0)
-    np.testing.assert_allclose(np.atleast_1d(dead_fraction(x, unit_dim).numpy()), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.atleast_1d(dead_fraction(x, unit_dim).numpy()), expected, rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("unit_dim", [-1, 1])
 def test_dead_unit_fraction(unit_dim, gen):
     x = torch.randn(20, 6, 4, generator=gen)
-    # Kill some units of the chosen layout: all their inputs <= 0 (one of them exactly 0 everywhere).
+    # Kill units 0 and 2 of the chosen layout: all their inputs <= 0 (unit 2: exactly 0).
     index = [slice(None)] * 3
     for u, fill in ((0, None), (2, 0.0)):
         index[unit_dim] = u
         x[tuple(index)] = -x[tuple(index)].abs() if fill is None else fill
     index[unit_dim] = 3
     x[tuple(index)] = -1.0
-    x[(0, 3, 0) if unit_dim == 1 else (0, 0, 3)] = 1e-30  # one tiny positive input keeps unit 3 alive
+    x[(0, 3, 0) if unit_dim == 1 else (0, 0, 3)] = (
+        1e-30  # one tiny positive input keeps unit 3 alive
+    )
     u = units_view(x, unit_dim)
     expected = np.mean(~(u > 0).any(1))
     assert expected == pytest.approx(2 / u.shape[0])

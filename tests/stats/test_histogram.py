@@ -1,4 +1,4 @@
-"""Fixed-edge histograms, edge choice, strided subsampling and percentiles (shiftkit.stats.histogram)."""
+"""Fixed-edge histograms, edge choice, strided subsample, percentiles (shiftkit.stats.histogram)."""
 
 from __future__ import annotations
 
@@ -30,11 +30,13 @@ def test_counts_match_numpy_with_values_on_every_edge(dtype, gen):
     # Edges that float32 represents exactly (width 1/4), so "on an edge" is unambiguous.
     e = HistogramEdges(-2.0, 6.0, 32)
     edges = np.linspace(-2.0, 6.0, 33)
-    x = torch.cat([
-        torch.randn(5000, generator=gen) * 3 + 2,
-        torch.tensor(edges, dtype=torch.float32),  # every edge, lo and hi included
-        torch.tensor([-2.0 - 2**-10, 6.0 - 2**-10, 1e30, -1e30, math.nan, math.inf, -math.inf]),
-    ]).to(dtype)
+    x = torch.cat(
+        [
+            torch.randn(5000, generator=gen) * 3 + 2,
+            torch.tensor(edges, dtype=torch.float32),  # every edge, lo and hi included
+            torch.tensor([-2.0 - 2**-10, 6.0 - 2**-10, 1e30, -1e30, math.nan, math.inf, -math.inf]),
+        ]
+    ).to(dtype)
     got = histogram_counts(x, e)
     assert got.shape == (34,) and got.dtype == torch.float32
     expected = hist_counts(x.double().numpy(), -2.0, 6.0, 32)
@@ -42,7 +44,10 @@ def test_counts_match_numpy_with_values_on_every_edge(dtype, gen):
     assert got.sum().item() == torch.isfinite(x).sum().item()
 
 
-@pytest.mark.parametrize("lo,hi,bins,loc,scale", [(-0.3, 0.7, 50, 0.2, 0.3), (0.1, 0.9, 10, 0.5, 0.2), (999.9, 1000.1, 64, 1000.0, 0.05)])
+@pytest.mark.parametrize(
+    "lo,hi,bins,loc,scale",
+    [(-0.3, 0.7, 50, 0.2, 0.3), (0.1, 0.9, 10, 0.5, 0.2), (999.9, 1000.1, 64, 1000.0, 0.05)],
+)
 def test_counts_match_numpy_up_to_float32_rounding_at_the_edges(lo, hi, bins, loc, scale, gen):
     """Non-dyadic edges: away from the edges binning is exact; within float32 rounding of an
     edge a value may land in the neighbouring bin (torch.histc bins in float32)."""
@@ -52,9 +57,14 @@ def test_counts_match_numpy_up_to_float32_rounding_at_the_edges(lo, hi, bins, lo
     tol = 4 * np.spacing(np.float32(max(abs(lo), abs(hi))))
     near = np.min(np.abs(v[:, None] - edges[None, :]), axis=1) <= tol
     far = torch.from_numpy(~near)
-    np.testing.assert_array_equal(histogram_counts(x[far], HistogramEdges(lo, hi, bins)).numpy(), hist_counts(v[~near], lo, hi, bins))
+    np.testing.assert_array_equal(
+        histogram_counts(x[far], HistogramEdges(lo, hi, bins)).numpy(),
+        hist_counts(v[~near], lo, hi, bins),
+    )
     # all values: cumulative counts differ by at most the number of near-edge values
-    cdf_gap = np.cumsum(histogram_counts(x, HistogramEdges(lo, hi, bins)).numpy()) - np.cumsum(hist_counts(v, lo, hi, bins))
+    cdf_gap = np.cumsum(histogram_counts(x, HistogramEdges(lo, hi, bins)).numpy()) - np.cumsum(
+        hist_counts(v, lo, hi, bins)
+    )
     assert np.abs(cdf_gap).max() <= near.sum()
 
 
@@ -110,7 +120,11 @@ def test_choose_edges_constant_sample_gets_a_small_valid_range(value):
     assert counts[0] == 0 and counts[-1] == 0 and counts.sum() == 99
 
 
-@pytest.mark.parametrize("sample", [torch.full((10,), math.nan), torch.tensor([math.inf, -math.inf]), torch.zeros(0)], ids=["nan", "inf", "empty"])
+@pytest.mark.parametrize(
+    "sample",
+    [torch.full((10,), math.nan), torch.tensor([math.inf, -math.inf]), torch.zeros(0)],
+    ids=["nan", "inf", "empty"],
+)
 def test_choose_edges_without_finite_values_falls_back_to_unit_range(sample):
     e = choose_edges(sample)
     assert (e.lo, e.hi) == (-2.0, 2.0)  # [-1, 1] widened by half a span on each side
@@ -125,7 +139,8 @@ def test_edges_from_range():
 @pytest.mark.xfail(
     strict=True,
     raises=RuntimeError,
-    reason="BUG: choose_edges/sample_range_tensor call torch.nanquantile on the whole sample, which "
+    reason="BUG: choose_edges/sample_range_tensor call torch.nanquantile on the whole sample, "
+    "which "
     "raises 'quantile() input tensor is too large' above 2**24 elements; the accumulator's "
     "discovery concatenates all subsamples of a measurement and hits it too",
 )
@@ -143,7 +158,11 @@ def test_subsample_of_a_small_tensor_is_everything(gen):
     assert torch.equal(strided_subsample(x, 200), x.reshape(-1))
 
 
-@pytest.mark.parametrize("shape", [(4096, 64), (100, 7, 31), (3, 5, 7, 11, 13), (1, 65537), (128, 2, 3, 4, 5), (999, 1000)], ids=str)
+@pytest.mark.parametrize(
+    "shape",
+    [(4096, 64), (100, 7, 31), (3, 5, 7, 11, 13), (1, 65537), (128, 2, 3, 4, 5), (999, 1000)],
+    ids=str,
+)
 def test_subsample_is_every_sth_element_and_at_most_the_budget(shape):
     x = torch.arange(math.prod(shape), dtype=torch.float64).reshape(shape)
     per_sample = x.numel() // shape[0]
@@ -192,7 +211,9 @@ def test_subsample_of_a_channels_last_tensor_covers_every_channel():
 
 def test_percentiles_of_a_flat_histogram_by_hand():
     counts = torch.tensor([0.0, 1, 1, 1, 1, 0])  # uniform on [0, 4)
-    got = histogram_percentiles(counts, torch.tensor(0.0), torch.tensor(4.0), (0.15, 0.5, 0.85, 0.25))
+    got = histogram_percentiles(
+        counts, torch.tensor(0.0), torch.tensor(4.0), (0.15, 0.5, 0.85, 0.25)
+    )
     np.testing.assert_allclose(got.numpy(), [0.6, 2.0, 3.4, 1.0], rtol=1e-12)
 
 
@@ -201,12 +222,16 @@ def test_percentiles_in_underflow_and_overflow_bins_are_the_bounds():
     lo, hi = torch.tensor([0.0, -1.0, 2.0]), torch.tensor([4.0, 1.0, 3.0])
     got = histogram_percentiles(counts, lo, hi, (0.1, 0.5, 0.9))
     # row 0: 5 of 12 below lo, 3 above hi; the median is the top of the first bin (cum 6 = 12/2)
-    np.testing.assert_allclose(got.numpy(), [[0.0, 1.0, 4.0], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0]], rtol=1e-12)
+    np.testing.assert_allclose(
+        got.numpy(), [[0.0, 1.0, 4.0], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0]], rtol=1e-12
+    )
 
 
 def test_percentiles_of_an_empty_histogram_are_nan():
     counts = torch.tensor([[0.0] * 6, [0, 2, 0, 0, 2, 0]])
-    got = histogram_percentiles(counts, torch.tensor([0.0, 0.0]), torch.tensor([4.0, 4.0]), (0.5, 0.85))
+    got = histogram_percentiles(
+        counts, torch.tensor([0.0, 0.0]), torch.tensor([4.0, 4.0]), (0.5, 0.85)
+    )
     assert torch.isnan(got[0]).all()
     # median: the CDF reaches 1/2 at the top of bin [0, 1); p85: 70% into bin [3, 4)
     np.testing.assert_allclose(got[1].numpy(), [1.0, 3.7], rtol=1e-12)
@@ -226,7 +251,9 @@ def test_percentiles_match_numpy_within_one_bin_batched(rng):
     got = histogram_percentiles(counts, lo, hi, qs).numpy()
     assert got.shape == (3, len(qs))
     for row, s, e in zip(got, samples, edges):
-        np.testing.assert_allclose(row, np.percentile(s, [100 * q for q in qs]), rtol=0, atol=e.width)
+        np.testing.assert_allclose(
+            row, np.percentile(s, [100 * q for q in qs]), rtol=0, atol=e.width
+        )
 
 
 def test_percentiles_from_a_subsampled_4m_element_tensor_hit_the_cdf(gen):

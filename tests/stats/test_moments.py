@@ -31,6 +31,13 @@ LAYOUTS = [
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
 
+def assert_moments(state: MomentState, u: np.ndarray) -> None:
+    """Per-unit mean and population variance of ``state`` against numpy over the finite values."""
+    mean, var = finite_mean_var(u)
+    np.testing.assert_allclose(state.mean.numpy(), mean, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(state.var.numpy(), var, rtol=RTOL, atol=ATOL)
+
+
 def unit_data(shape, unit_dim, gen, dtype=torch.float32):
     """Random data whose units have different means (-2..2) and scales (0.5..2)."""
     x = torch.randn(shape, generator=gen, dtype=torch.float64)
@@ -38,7 +45,9 @@ def unit_data(shape, unit_dim, gen, dtype=torch.float32):
         units = shape[unit_dim]
         view = [1] * len(shape)
         view[unit_dim] = units
-        x = x * torch.linspace(0.5, 2.0, units).reshape(view) + torch.linspace(-2, 2, units).reshape(view)
+        x = x * torch.linspace(0.5, 2.0, units).reshape(view) + torch.linspace(
+            -2, 2, units
+        ).reshape(view)
     return x.to(dtype)
 
 
@@ -60,8 +69,7 @@ def test_mean_and_population_variance_per_unit(shape, unit_dim, dtype, gen):
     state = MomentState.from_tensor(x, unit_dim)
     assert state.count.tolist() == [u.shape[1]] * u.shape[0]
     assert state.nonfinite.tolist() == [0] * u.shape[0]
-    np.testing.assert_allclose(state.mean.numpy(), u.mean(1), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(state.var.numpy(), np.var(u, axis=1), rtol=RTOL, atol=ATOL)
+    assert_moments(state, u)
     np.testing.assert_allclose(state.std.numpy(), np.std(u, axis=1), rtol=RTOL, atol=ATOL)
 
 
@@ -74,7 +82,9 @@ def test_unit_moment_sums_rows(shape, unit_dim, gen):
     assert sums.dtype == torch.float32 and sums.shape == (4, u.shape[0])
     np.testing.assert_array_equal(sums[0].numpy(), u.shape[1])
     np.testing.assert_allclose(sums[1].numpy(), u.sum(1), rtol=RTOL, atol=1e-3)
-    np.testing.assert_allclose(sums[2].numpy(), ((u - shift.numpy()[:, None]) ** 2).sum(1), rtol=RTOL)
+    np.testing.assert_allclose(
+        sums[2].numpy(), ((u - shift.numpy()[:, None]) ** 2).sum(1), rtol=RTOL
+    )
     np.testing.assert_array_equal(sums[3].numpy(), 0)
 
 
@@ -103,8 +113,7 @@ def test_pooled_moment_state(gen):
     x = unit_data((8, 5, 6, 7), 1, gen)
     u = units_view(x, None)
     state = MomentState.from_tensor(x, None)
-    np.testing.assert_allclose(state.mean.numpy(), u.mean(1), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(state.var.numpy(), np.var(u, axis=1), rtol=RTOL, atol=ATOL)
+    assert_moments(state, u)
 
 
 @POOLED_SHIFT_BUG
@@ -128,23 +137,24 @@ def test_lone_vector_is_one_sample(gen):
 def test_two_halves_merge_to_the_whole(shape, unit_dim, gen):
     x = unit_data(shape, unit_dim, gen)
     u = units_view(x, unit_dim)
-    merged = MomentState.from_tensor(x[:30 if len(shape) == 2 else 5], unit_dim) + MomentState.from_tensor(
-        x[30 if len(shape) == 2 else 5 :], unit_dim
-    )
+    merged = MomentState.from_tensor(
+        x[: 30 if len(shape) == 2 else 5], unit_dim
+    ) + MomentState.from_tensor(x[30 if len(shape) == 2 else 5 :], unit_dim)
     np.testing.assert_array_equal(merged.count.numpy(), u.shape[1])
-    np.testing.assert_allclose(merged.mean.numpy(), u.mean(1), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(merged.var.numpy(), np.var(u, axis=1), rtol=RTOL, atol=ATOL)
+    assert_moments(merged, u)
 
 
 def test_three_uneven_chunks_with_a_shift_merge_to_the_whole(gen):
     x = unit_data((64, 6), -1, gen)
     shift = torch.tensor([-2.0, -1.0, 0.0, 0.5, 1.0, 2.0])
     chunks = [x[:7], x[7:27], x[27:]]
-    merged = sum((MomentState.from_tensor(c, shift=shift) for c in chunks[1:]), MomentState.from_tensor(chunks[0], shift=shift))
+    merged = sum(
+        (MomentState.from_tensor(c, shift=shift) for c in chunks[1:]),
+        MomentState.from_tensor(chunks[0], shift=shift),
+    )
     u = units_view(x, -1)
     np.testing.assert_array_equal(merged.count.numpy(), 64)
-    np.testing.assert_allclose(merged.mean.numpy(), u.mean(1), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(merged.var.numpy(), np.var(u, axis=1), rtol=RTOL, atol=ATOL)
+    assert_moments(merged, u)
 
 
 def test_merging_states_about_different_shifts_is_refused(gen):
@@ -159,8 +169,7 @@ def test_shift_leaves_variance_unchanged(shape, unit_dim, gen):
     u = units_view(x, unit_dim)
     shift = torch.randn(u.shape[0], generator=gen) * 3
     state = MomentState.from_tensor(x, unit_dim, shift)
-    np.testing.assert_allclose(state.mean.numpy(), u.mean(1), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(state.var.numpy(), np.var(u, axis=1), rtol=RTOL, atol=ATOL)
+    assert_moments(state, u)
 
 
 def nearly_constant(gen, n=20000):
@@ -199,9 +208,7 @@ def test_nonfinite_counted_exactly_and_left_out(shape, unit_dim, shifted, gen):
     assert (~finite).sum() > 0 and np.isinf(u).sum() > 0 and np.isnan(u).sum() > 0
     np.testing.assert_array_equal(state.nonfinite.numpy(), (~finite).sum(1))
     np.testing.assert_array_equal(state.count.numpy(), finite.sum(1))
-    mean, var = finite_mean_var(u)
-    np.testing.assert_allclose(state.mean.numpy(), mean, rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(state.var.numpy(), var, rtol=RTOL, atol=ATOL)
+    assert_moments(state, u)
 
 
 @pytest.mark.xfail(
@@ -232,7 +239,9 @@ def field(sums, name):
     return sums[FIELDS.index(name)].numpy()
 
 
-@pytest.mark.parametrize("shape,unit_dim", [((33, 6), -1), ((9, 4, 5, 5), 1), ((8, 5, 7), -1)], ids=str)
+@pytest.mark.parametrize(
+    "shape,unit_dim", [((33, 6), -1), ((9, 4, 5, 5), 1), ((8, 5, 7), -1)], ids=str
+)
 def test_half_batch_fields_are_the_sums_of_the_first_half(shape, unit_dim, gen):
     x = sprinkle_nonfinite(unit_data(shape, unit_dim, gen), gen)
     units = units_view(x, unit_dim).shape[0]
@@ -241,11 +250,17 @@ def test_half_batch_fields_are_the_sums_of_the_first_half(shape, unit_dim, gen):
     first = units_view(x[: shape[0] // 2], unit_dim)
     finite = np.isfinite(first)
     np.testing.assert_array_equal(field(sums, "count_h"), finite.sum(1))
-    np.testing.assert_allclose(field(sums, "sum_h"), np.where(finite, first, 0).sum(1), rtol=RTOL, atol=1e-3)
+    np.testing.assert_allclose(
+        field(sums, "sum_h"), np.where(finite, first, 0).sum(1), rtol=RTOL, atol=1e-3
+    )
     dev2 = np.where(finite, (first - shift.numpy()[:, None]) ** 2, 0)
     np.testing.assert_allclose(field(sums, "sumsq_h"), dev2.sum(1), rtol=RTOL, atol=1e-3)
     # ... and the same numbers as the moment sums of x[:N//2] on their own.
-    np.testing.assert_allclose(sums[4:7].numpy(), unit_moment_sums(x[: shape[0] // 2], unit_dim, shift)[:3].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        sums[4:7].numpy(),
+        unit_moment_sums(x[: shape[0] // 2], unit_dim, shift)[:3].numpy(),
+        rtol=1e-6,
+    )
 
 
 def test_no_split_half_leaves_half_fields_zero(gen):
@@ -268,7 +283,9 @@ def test_flag_counts_positive_elements(unit_dim, gen):
     u = units_view(x, unit_dim)
     with np.errstate(invalid="ignore"):
         expected = (np.isfinite(u) & (u > 0)).sum(1)
-    np.testing.assert_array_equal(field(unit_field_sums(x, unit_dim, positive=True), "flag"), expected)
+    np.testing.assert_array_equal(
+        field(unit_field_sums(x, unit_dim, positive=True), "flag"), expected
+    )
 
 
 @pytest.mark.parametrize("unit_dim", [-1, 1, None])

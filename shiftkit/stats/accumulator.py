@@ -94,6 +94,21 @@ class Layout:
     def total_units(self) -> int:
         return sum(self.units)
 
+    def __eq__(self, other: object) -> bool:
+        # NaN edges mark unseen sites; NaN != NaN would make a layout unequal to its own copy.
+        if not isinstance(other, Layout):
+            return NotImplemented
+        same = lambda a, b: len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b))  # noqa: E731
+        return (
+            self.units == other.units
+            and self.offsets == other.offsets
+            and self.pooled == other.pooled
+            and same(self.lo, other.lo)
+            and same(self.hi, other.hi)
+        )
+
+    __hash__ = None
+
     def site_of_unit(self, device=None) -> Tensor:
         """``(U,)`` long tensor: the site index of every unit column."""
         idx = torch.empty(self.total_units, dtype=torch.long, device=device)

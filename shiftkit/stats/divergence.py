@@ -57,7 +57,8 @@ def histogram_kl(counts_p: Tensor, counts_q: Tensor, smoothing: float = HIST_SMO
     """
     p = smoothed_probabilities(counts_p, smoothing)
     q = smoothed_probabilities(counts_q, smoothing)
-    return (p * (p.log() - q.log())).sum(-1)
+    # xlogy: 0 log 0 = 0, so smoothing=0 with empty bins stays finite.
+    return (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(-1)
 
 
 def histogram_js(counts_p: Tensor, counts_q: Tensor, smoothing: float = HIST_SMOOTHING) -> Tensor:
@@ -65,7 +66,9 @@ def histogram_js(counts_p: Tensor, counts_q: Tensor, smoothing: float = HIST_SMO
     p = smoothed_probabilities(counts_p, smoothing)
     q = smoothed_probabilities(counts_q, smoothing)
     m = 0.5 * (p + q)
-    return 0.5 * (p * (p.log() - m.log())).sum(-1) + 0.5 * (q * (q.log() - m.log())).sum(-1)
+    kl_pm = (torch.xlogy(p, p) - torch.xlogy(p, m)).sum(-1)
+    kl_qm = (torch.xlogy(q, q) - torch.xlogy(q, m)).sum(-1)
+    return 0.5 * kl_pm + 0.5 * kl_qm
 
 
 def gaussian_kl_noise_scale(n_a: Tensor, n_b: Tensor, n_h1: Tensor, n_h2: Tensor) -> Tensor:

@@ -9,7 +9,8 @@ Non-finite values are left out.
 
 Edge choice (:func:`choose_edges`): take the smallest and largest finite values
 of the warm-up snapshot and widen the interval by ``margin`` times its span on
-each side (0.5 by default: the range is twice the warm-up spread), so that
+each side (0.5 by default: the range is twice the warm-up spread) and by half a
+bin more (so the extremes fall inside bins, not on their edges), so that
 moderate drift stays inside the bins and only large drift lands in the overflow
 bins. Minimum and maximum, rather than robust quantiles, because they combine
 exactly across DDP ranks (a MAX all-reduce): k ranks choose the very edges one
@@ -89,7 +90,7 @@ def finite_extremes(x: Tensor) -> Tensor:
 
 
 def edges_from_range(q_lo: float, q_hi: float, bins: int = 64, margin: float = 0.5) -> HistogramEdges:
-    """Widen ``[q_lo, q_hi]`` by ``margin`` spans on each side (see the module docstring).
+    """Widen ``[q_lo, q_hi]`` by ``margin`` spans, then half a bin, on each side (see the module docstring).
 
     A non-finite or empty range (``q_lo > q_hi``) falls back to ``[-1, 1]``.
     """
@@ -101,7 +102,12 @@ def edges_from_range(q_lo: float, q_hi: float, bins: int = 64, margin: float = 0
     if span < min_span:
         centre = 0.5 * (q_lo + q_hi)
         q_lo, q_hi, span = centre - min_span / 2, centre + min_span / 2, min_span
-    return HistogramEdges(q_lo - margin * span, q_hi + margin * span, bins)
+    lo, hi = q_lo - margin * span, q_hi + margin * span
+    # Half a bin more on each side: with the plain margin the warm-up extremes sit
+    # exactly on bin edges (e.g. edge 16 and 48 of 64), where float32 rounding in
+    # the binning decides their bin.
+    pad = (hi - lo) / (2 * bins)
+    return HistogramEdges(lo - pad, hi + pad, bins)
 
 
 def histogram_counts(x: Tensor, edges: HistogramEdges) -> Tensor:

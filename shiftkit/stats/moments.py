@@ -6,8 +6,10 @@ as BatchNorm does. Every field of a state is a sum over elements, so two states
 over disjoint data merge by addition — that is what lets DDP ranks combine
 their statistics with one ``all_reduce``.
 
-Numerics. Reductions run in float32 (float16/bfloat16 inputs are upcast first)
-and are accumulated in float64. The sum of squares is taken about a per-unit
+Numerics. Each observed tensor is reduced in float32 (float16/bfloat16 inputs
+are upcast first); those per-call sums are then accumulated, across calls and
+DDP ranks, in float64 — so merging equals the whole to float32 rounding
+(about 1e-7 relative), and a per-call count is exact up to 2**24 elements per unit. The sum of squares is taken about a per-unit
 shift ``K`` (ideally a recent estimate of the unit's mean): the variance is then
 ``E[(x-K)^2] - (E[x]-K)^2``, which does not cancel catastrophically when a unit
 is nearly constant far from zero (a saturated sigmoid output, say). Non-finite
@@ -61,18 +63,17 @@ def unit_field_sums(
     bad = torch.nan_to_num_(x - xz, nan=1.0, posinf=1.0, neginf=1.0)
     nonfinite = bad.sum(dims)
     total = xz.sum(dims)
-    k2 = None
     if shift is None:
         sq = xz.square()
     else:
-        sq = (xz - broadcast_units(shift, x.dim(), unit_dim)).square_()
-        k2 = shift.square()  # each non-finite slot (0 in xz) added K^2
-    sumsq = sq.sum(dims) if k2 is None else sq.sum(dims) - nonfinite * k2
+        # x - K keeps NaN/±Inf where x had them: zero those deviations (not x),
+        # so non-finite slots add nothing to the shifted sum of squares.
+        dev = x - broadcast_units(shift.to(x.dtype), x.dim(), unit_dim)
+        sq = torch.nan_to_num_(dev, nan=0.0, posinf=0.0, neginf=0.0).square_()
+    sumsq = sq.sum(dims)
     h = x.shape[0] // 2 if split_half else 0
     if h > 0:
-        nonfinite_h = bad[:h].sum(dims)
-        sumsq_h = sq[:h].sum(dims) if k2 is None else sq[:h].sum(dims) - nonfinite_h * k2
-        half = [per_unit * h // x.shape[0] - nonfinite_h, xz[:h].sum(dims), sumsq_h]
+        half = [per_unit * h // x.shape[0] - bad[:h].sum(dims), xz[:h].sum(dims), sq[:h].sum(dims)]
     else:
         half = [torch.zeros_like(total)] * 3
     if positive:

@@ -13,6 +13,9 @@ import argparse
 import time
 from pathlib import Path
 
+#: SGD learning rate (momentum 0.9): the plain sigmoid net trains, and BN visibly faster.
+LR = 0.1
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shiftkit demo", description=__doc__.splitlines()[0])
@@ -41,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     from shiftkit.records import write_run_result
 
     pl.seed_everything(args.seed, verbose=False)
-    data = Mnist5kDataModule(variant="raw", batch_size=60, seed=args.seed)
+    data = Mnist5kDataModule(variant="standardized", batch_size=60, seed=args.seed)
     model = ShiftClassifier(
         arch="paper_mlp", input_shape=data.input_shape, num_classes=data.num_classes, norm=args.norm,
-        optimizer="sgd", lr=0.5, momentum=0.9, target_accuracy=0.9, batch_size=data.batch_size,
+        optimizer="sgd", lr=LR, momentum=0.9, target_accuracy=0.9, batch_size=data.batch_size,
     )  # fmt: skip
     monitor = ShiftMonitor(every_n_steps=args.every, keep_histograms=True)
     csv = CSVLogger(args.out, name=f"paper_mlp-{args.norm}", version=None)
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "recipe": "demo",
         "variant": f"paper_mlp-{args.norm}",
         "seed": args.seed,
-        "config": {"norm": args.norm, "lr": 0.5, "batch_size": 60, "every_n_steps": args.every},
+        "config": {"norm": args.norm, "lr": LR, "batch_size": 60, "every_n_steps": args.every},
         "steps": trainer.global_step,
         "wall_time_s": time.perf_counter() - start,
         **model.result_summary(),

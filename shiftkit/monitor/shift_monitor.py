@@ -97,6 +97,11 @@ class ShiftMonitor(Callback):
         saturation_thresholds: ``{activation type name: |x| threshold}``;
             default :data:`~shiftkit.stats.SATURATION_THRESHOLDS` (Sigmoid 4, Tanh 2).
         noise_floor: log ``kl_gauss_floor`` (costs a few half-batch reductions).
+        var_floor: per-unit variances below this fraction of the layer's typical
+            (mean per-unit) variance are raised to it before the Gaussian KL and
+            the mean drift, so nearly constant units (border pixels, saturated or
+            dead units) do not dominate the mean over units; see
+            :mod:`shiftkit.stats.compare`.
         log_histograms: with a ``WandbLogger``, also log each site's fixed-edge
             histogram as a ``wandb.Histogram`` (key ``shift_hist/{site}``) ...
         histogram_every: ... every this many measurements.
@@ -141,6 +146,7 @@ class ShiftMonitor(Callback):
         hist_max_elements: int = 65536,
         saturation_thresholds: dict[str, float] | None = None,
         noise_floor: bool = True,
+        var_floor: float = 1e-2,
         log_histograms: bool = False,
         histogram_every: int = 10,
         keep_history: bool = True,
@@ -170,6 +176,8 @@ class ShiftMonitor(Callback):
         bad = {k: v for k, v in thresholds.items() if not (isinstance(v, (int, float)) and v > 0)}
         if bad:
             raise ValueError(f"ShiftMonitor: saturation_thresholds must be positive numbers, got {bad}")
+        if not (isinstance(var_floor, (int, float)) and 0 <= var_floor < 1):
+            raise ValueError(f"ShiftMonitor: var_floor must be a fraction in [0, 1), got {var_floor!r}")
         if probe_fn is not None and not callable(probe_fn):
             raise ValueError("ShiftMonitor: probe_fn must be callable as probe_fn(module, batch)")
 
@@ -178,7 +186,7 @@ class ShiftMonitor(Callback):
         self.probe_batch, self.probe_fn, self.probe_baseline = probe_batch, probe_fn, probe_baseline
         self.stats = frozenset(stats if stats is not None else known)
         self.quantiles, self.bins, self.hist_max_elements = quantiles, bins, hist_max_elements
-        self.saturation_thresholds, self.noise_floor = thresholds, noise_floor
+        self.saturation_thresholds, self.noise_floor, self.var_floor = thresholds, noise_floor, float(var_floor)
         self.log_histograms, self.histogram_every = log_histograms, histogram_every
         self.keep_history, self.max_units, self.probe_seed = keep_history, max_units, probe_seed
         self.keep_histograms = keep_histograms
@@ -291,6 +299,7 @@ class ShiftMonitor(Callback):
             ref,
             sites=self._sites,
             quantiles=self.quantiles,
+            var_floor_rel=self.var_floor,
             noise_floor=self.noise_floor and self.reference != "probe",
         )
         keep_first = self.reference == "initial" or (self.reference == "probe" and self.probe_baseline == "initial")

@@ -25,7 +25,9 @@ def merge_rows_by_step(df: pd.DataFrame, step_col: str = STEP) -> pd.DataFrame:
     """
     if step_col not in df.columns:
         raise KeyError(f"no {step_col!r} column; columns are {list(df.columns)}")
-    df = df[df[step_col].notna()]
+    # copy(): a CSV of hundreds of shift columns arrives fragmented; one
+    # consolidation up front keeps groupby from warning about it.
+    df = df[df[step_col].notna()].copy()
     # groupby.last skips nulls per column: exactly "last non-null value per column".
     merged = df.groupby(step_col, sort=True).last().reset_index()
     merged[step_col] = merged[step_col].astype("int64")

@@ -21,10 +21,15 @@ Definitions (B = current snapshot, A = reference; per unit unless noted):
   ``dead_frac``: fraction of elements <= 0; ``dead_units``: fraction of units
   with no element > 0; ``nonfinite``: count of NaN/±Inf elements.
 
-Variance floor: per site, variances below ``var_floor_rel`` (1e-6) times the
-larger of A's and B's mean per-unit variance are raised to it (plus 1e-30), so
-a constant unit gives a large, finite KL, and the statistics do not change when
-a layer's activations are rescaled.
+Variance floor: per site, variances below ``var_floor_rel`` (1e-2) times the
+larger of A's and B's mean per-unit variance are raised to it (plus 1e-30).
+Units that are nearly constant relative to their layer — always-zero border
+pixels, saturated sigmoids, dead ReLUs — would otherwise dominate the mean over
+units with unbounded KLs from noise-like relative fluctuations (measured: the
+pixel layer of an MNIST MLP gave a mean KL of ~2900 with a 1e-6 floor and 0.45
+with 1e-2). The statistics do not change when a layer's activations are
+rescaled. A layer whose units are *all* nearly constant keeps large values:
+its distribution really is a narrow spike that moves.
 """
 
 from __future__ import annotations
@@ -104,7 +109,7 @@ def site_statistics(
     *,
     sites: Sequence[SiteSpec] = (),
     quantiles: tuple[float, ...] = (0.15, 0.5, 0.85),
-    var_floor_rel: float = 1e-6,
+    var_floor_rel: float = 1e-2,
     smoothing: float = HIST_SMOOTHING,
     noise_floor: bool = True,
 ) -> dict[str, Tensor]:

@@ -60,6 +60,7 @@ def test_nothing_matches_is_a_clear_error_at_setup():
         ({"quantiles": (0.5, 1.5)}, "quantiles must be levels in"),
         ({"saturation_thresholds": {"Sigmoid": -1}}, "saturation_thresholds must be positive"),
         ({"histogram_every": 0}, "histogram_every must be an integer >= 1"),
+        ({"var_floor": 1.5}, r"var_floor must be a fraction in \[0, 1\)"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):

@@ -93,7 +93,8 @@ class ShiftMonitor(Callback):
         quantiles: percentile levels read from the histograms.
         bins: in-range histogram bins per site (plus underflow and overflow).
         hist_max_elements: at most this many elements per observed tensor go
-            into the histogram (a strided subsample; moments use all elements).
+            into the histogram (a strided subsample; moments use all elements);
+            the default 16384 keeps percentiles within about ±0.012 in CDF.
         saturation_thresholds: ``{activation type name: |x| threshold}``;
             default :data:`~shiftkit.stats.SATURATION_THRESHOLDS` (Sigmoid 4, Tanh 2).
         noise_floor: log ``kl_gauss_floor`` (costs a few half-batch reductions).
@@ -143,7 +144,7 @@ class ShiftMonitor(Callback):
         stats: Sequence[str] | None = None,
         quantiles: Sequence[float] = (0.15, 0.5, 0.85),
         bins: int = 64,
-        hist_max_elements: int = 65536,
+        hist_max_elements: int = 16384,
         saturation_thresholds: dict[str, float] | None = None,
         noise_floor: bool = True,
         var_floor: float = 1e-2,

@@ -5,10 +5,11 @@ A *site* is one monitored tensor: a layer's input (the covariate) or output.
 measurement (all micro-batches, all calls of a shared module) into one flat
 float64 buffer:
 
-* ``fields``: ``(len(FIELDS), U)`` per-unit sums (see
-  :func:`~shiftkit.stats.moments.unit_field_sums`), the units of all sites side
-  by side, so per-unit statistics of every layer are computed in one
-  vectorized pass;
+* ``raw``: ``(len(RAW_FIELDS), U)`` per-unit raw sums (see
+  :func:`~shiftkit.stats.moments.unit_raw_sums`), the units of all sites side
+  by side; after the reduction they become the :data:`FIELDS` of a
+  :class:`Snapshot` in one vectorized pass, so per-unit statistics of every
+  layer are computed at once;
 * ``hist``: ``(S, bins + 2)`` fixed-edge histogram counts, one row per site.
 
 Every entry is a sum, so DDP ranks combine with **one** ``all_reduce(SUM)`` of
@@ -41,7 +42,7 @@ from shiftkit.stats.histogram import (
     histogram_counts,
     strided_subsample,
 )
-from shiftkit.stats.moments import FIELDS, unit_field_sums
+from shiftkit.stats.moments import FIELDS, RAW_FIELDS, Scratch, fields_from_raw, flag_counted, unit_raw_sums
 from shiftkit.stats.units import FEATURES, as_unit_tensor, num_units
 
 #: ``all_reduce(tensor, op)`` in place, ``op`` in {"sum", "max"}; None = one process.
@@ -110,11 +111,27 @@ class Layout:
     __hash__ = None
 
     def site_of_unit(self, device=None) -> Tensor:
-        """``(U,)`` long tensor: the site index of every unit column."""
-        idx = torch.empty(self.total_units, dtype=torch.long, device=device)
-        for i, (off, n) in enumerate(zip(self.offsets, self.units)):
-            idx[off : off + n] = i
-        return idx
+        """``(U,)`` long tensor: the site index of every unit column (cached per device)."""
+        return self._cached("site_of_unit", device)
+
+    def edge_tensors(self, device=None) -> tuple[Tensor, Tensor]:
+        """``(lo, hi)`` as float64 ``(S,)`` tensors (cached per device)."""
+        return self._cached("lo", device), self._cached("hi", device)
+
+    def _cached(self, what: str, device) -> Tensor:
+        # A frozen dataclass: the cache lives outside the fields, so it takes no
+        # part in equality or checkpoints.
+        cache = self.__dict__.setdefault("_tensor_cache", {})
+        key = (what, str(device))
+        if key not in cache:
+            if what == "site_of_unit":
+                counts = torch.tensor(self.units, dtype=torch.long)
+                order = torch.tensor(sorted(range(len(self.units)), key=lambda i: self.offsets[i]), dtype=torch.long)
+                value = torch.repeat_interleave(order, counts[order])
+            else:
+                value = torch.tensor(getattr(self, what), dtype=torch.float64)
+            cache[key] = value.to(device)
+        return cache[key]
 
     def edges(self, i: int, bins: int) -> HistogramEdges | None:
         return HistogramEdges(self.lo[i], self.hi[i], bins) if self.units[i] else None
@@ -185,7 +202,9 @@ class ShiftAccumulator:
         hist_max_elements: at most this many elements of each observed tensor
             enter the histogram (a strided subsample, see
             :func:`~shiftkit.stats.histogram.strided_subsample`); moments always
-            use every element.
+            use every element. At the default 16384 a percentile's CDF error is
+            about ±0.012 (3 standard deviations at the median) on top of the bin
+            width; binning 65536 elements cost 3.5x more.
         max_units: a site with more units is tracked as one pooled unit.
         margin: histogram range widening, see :func:`~shiftkit.stats.histogram.choose_edges`.
         discovery_rounds: measurements during which unseen sites are still
@@ -199,7 +218,7 @@ class ShiftAccumulator:
         sites: Sequence[SiteSpec],
         *,
         bins: int = 64,
-        hist_max_elements: int = 65536,
+        hist_max_elements: int = 16384,
         max_units: int = 65536,
         margin: float = 0.5,
         discovery_rounds: int = 3,
@@ -222,24 +241,40 @@ class ShiftAccumulator:
         self._shift = torch.zeros(0, device=self.device)
         self._shift_views: dict[int, Tensor] = {}
         self._discovery = _Discovery()
+        self._scratch = Scratch()
+        self._flag_kind: tuple[Tensor, Tensor] | None = None
         self._alloc()
 
     # ------------------------------------------------------------------ buffers
     def _alloc(self) -> None:
         u, s = self.layout.total_units, len(self.sites)
-        self.flat = torch.zeros(len(FIELDS) * u + s * (self.bins + 2), dtype=torch.float64, device=self.device)
-        self.fields = self.flat[: len(FIELDS) * u].view(len(FIELDS), u)
-        self.hist = self.flat[len(FIELDS) * u :].view(s, self.bins + 2)
+        rows = len(RAW_FIELDS)
+        self.flat = torch.zeros(rows * u + s * (self.bins + 2), dtype=torch.float64, device=self.device)
+        self.raw = self.flat[: rows * u].view(rows, u)
+        self.hist = self.flat[rows * u :].view(s, self.bins + 2)
 
     def _grow(self, layout: Layout) -> None:
-        old_fields, old_hist = self.fields, self.hist
+        old_raw, old_hist = self.raw, self.hist
         self.layout = layout
         self._alloc()
-        self.fields[:, : old_fields.shape[1]] = old_fields
+        self.raw[:, : old_raw.shape[1]] = old_raw
         self.hist.copy_(old_hist)
         pad = torch.zeros(layout.total_units - self._shift.numel(), device=self.device)
         self._shift = torch.cat([self._shift, pad])
         self._shift_views.clear()
+        self._flag_kind = None
+
+    def _flag_masks(self) -> tuple[Tensor, Tensor]:
+        """Per unit: is it a rectifier input, and its saturation threshold (inf if none)."""
+        if self._flag_kind is None:
+            positive = torch.zeros(self.layout.total_units, dtype=torch.bool)
+            beyond = torch.full((self.layout.total_units,), math.inf, dtype=torch.float64)
+            for spec, off, n in zip(self.sites, self.layout.offsets, self.layout.units):
+                positive[off : off + n] = spec.rectifier
+                if spec.saturation_threshold is not None:
+                    beyond[off : off + n] = spec.saturation_threshold
+            self._flag_kind = (positive.to(self.device), beyond.to(self.device))
+        return self._flag_kind
 
     def _shift_for(self, i: int) -> Tensor:
         view = self._shift_views.get(i)
@@ -268,17 +303,17 @@ class ShiftAccumulator:
             self.shape_mismatch.add(i)
             return
         off = self.layout.offsets[i]
-        sums = unit_field_sums(
-            x, ud, self._shift_for(i), self.split_half, spec.rectifier, spec.saturation_threshold
+        sums = unit_raw_sums(
+            x, ud, self._shift_for(i), self.split_half, spec.rectifier, spec.saturation_threshold, self._scratch
         )
-        self.fields[:, off : off + units].add_(sums)
+        self.raw[:, off : off + units].add_(sums)
         self.hist[i].add_(histogram_counts(strided_subsample(x, self.hist_max_elements), self._edges[i]))
 
     def _observe_new(self, i: int, x: Tensor) -> None:
         spec = self.sites[i]
         real_units = num_units(x, spec.unit_dim)
         ud = spec.unit_dim if real_units <= self.max_units else None
-        sums = unit_field_sums(x, ud, None, self.split_half, spec.rectifier, spec.saturation_threshold)
+        sums = unit_raw_sums(x, ud, None, self.split_half, spec.rectifier, spec.saturation_threshold, self._scratch)
         d = self._discovery
         if d.units.setdefault(i, real_units) != real_units:
             d.mismatched.add(i)
@@ -303,10 +338,13 @@ class ShiftAccumulator:
         self._discovery = _Discovery()
         if all_reduce is not None:
             all_reduce(self.flat, "sum")
-        snap = Snapshot(self.layout, self.fields, self.hist, self._shift.double())
-        count = self.fields[F_COUNT]
+        shift = self._shift.double()
+        positive, beyond = self._flag_masks()
+        fields = fields_from_raw(self.raw, shift, flag_counted(shift, positive, beyond))
+        snap = Snapshot(self.layout, fields, self.hist, shift)
+        count = fields[F_COUNT]
         # Next shift: this measurement's mean, so that sums of squares stay centred.
-        self._shift = torch.where(count > 0, self.fields[F_SUM] / count.clamp_min(1), self._shift.double()).float()
+        self._shift = torch.where(count > 0, fields[F_SUM] / count.clamp_min(1), shift).float()
         self._shift_views.clear()
         self._alloc()
         return snap
@@ -348,7 +386,7 @@ class ShiftAccumulator:
             self._grow(Layout(tuple(units), tuple(offsets), tuple(pooled), tuple(los), tuple(his)))
             for i in added:
                 if i in d.sums:
-                    self.fields[:, offsets[i] : offsets[i] + units[i]].add_(d.sums[i])
+                    self.raw[:, offsets[i] : offsets[i] + units[i]].add_(d.sums[i])
                     for sample in d.samples[i]:
                         self.hist[i].add_(histogram_counts(sample, self._edges[i]))
         if self.discovery_rounds == 0:

@@ -20,20 +20,6 @@ SATURATION_THRESHOLDS = {"Sigmoid": 4.0, "Tanh": 2.0, "Hardtanh": 1.0, "Softsign
 RECTIFIERS = ("ReLU", "ReLU6")
 
 
-def positive_counts(xz: Tensor, dims: tuple[int, ...]) -> Tensor:
-    """Per-unit count of elements > 0 of a tensor whose non-finite entries were zeroed.
-
-    Float-only ops (relu, sign): the boolean kernels ``(x > 0).sum()`` are several
-    times slower on CPU.
-    """
-    return torch.relu(xz).sign_().sum(dims)
-
-
-def beyond_counts(xz: Tensor, dims: tuple[int, ...], threshold: float) -> Tensor:
-    """Per-unit count of elements with ``|x| > threshold`` (non-finite entries zeroed, threshold > 0)."""
-    return xz.abs().sub_(threshold).relu_().sign_().sum(dims)
-
-
 def saturation_fraction(x: Tensor, threshold: float, unit_dim: int | None = None) -> Tensor:
     """Fraction of finite elements with ``|x| > threshold`` (pooled, or per unit).
 

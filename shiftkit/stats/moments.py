@@ -24,11 +24,140 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from shiftkit.stats.activation import beyond_counts, positive_counts
 from shiftkit.stats.units import FEATURES, as_unit_tensor, broadcast_units, num_units, reduce_dims
 
 #: Fields of :func:`unit_field_sums`, one row each.
 FIELDS = ("count", "sum", "sumsq", "nonfinite", "count_h", "sum_h", "sumsq_h", "flag")
+
+
+#: Up to this many elements, the three per-unit sums run as one reduction over
+#: stacked rows (fewer ops: small tensors are bound by per-op overhead); above
+#: it, as separate reductions (measured faster on large CPU tensors).
+STACKED_REDUCTION_LIMIT = 1 << 16
+
+
+class Scratch:
+    """Reusable memory for the per-call temporaries of :func:`unit_field_sums`.
+
+    Three float32 rows the size of the observed tensor, grown to the largest
+    tensor seen and shared by every site of an accumulator. On CPU a fresh
+    multi-megabyte temporary page-faults on first touch at every call (measured
+    2-4x slower than writing into reused memory); on CUDA it saves allocator work.
+    """
+
+    def __init__(self) -> None:
+        self._buf: Tensor | None = None
+
+    def rows(self, n: int, like: Tensor) -> Tensor:
+        need = n * like.numel()
+        if self._buf is None or self._buf.numel() < need or self._buf.device != like.device:
+            self._buf = torch.empty(need, dtype=torch.float32, device=like.device)
+        return self._buf[:need].view(n, *like.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._buf is None else self._buf.numel() * 4
+
+
+#: Rows of :func:`unit_raw_sums`: what the hot path accumulates. Every row is
+#: linear in the data, so raw sums from many calls and ranks add up, and
+#: :func:`fields_from_raw` turns their total into :data:`FIELDS` once.
+RAW_FIELDS = ("nonfinite", "dev_sum", "dev_sq", "nonfinite_h", "dev_sum_h", "dev_sq_h", "flag", "elements", "elements_h")
+
+
+def unit_raw_sums(
+    x: Tensor,
+    unit_dim: int | None = FEATURES,
+    shift: Tensor | None = None,
+    split_half: bool = True,
+    positive: bool = False,
+    beyond: float | None = None,
+    scratch: Scratch | None = None,
+) -> Tensor:
+    """Per-unit raw sums of ``x`` (rows :data:`RAW_FIELDS`), the hot path of the monitor.
+
+    With ``d = x - K`` on finite elements (0 elsewhere): the count of non-finite
+    elements, the sum of ``d``, the sum of ``d^2``; the same three over the first
+    half of dimension 0 (the batch); the flag count of ``d + K`` (``> 0`` or
+    ``|.| > beyond``, non-finite slots counted as if they held ``K``); and the
+    number of elements per unit in the whole and in the first half.
+
+    Cost: five elementwise passes (deviation and its clean-up, non-finite
+    indicator and its clean-up, square) into ``scratch`` plus the reductions; a
+    flag adds three or four passes. Only float kernels: boolean ones such as
+    ``isfinite(x).sum()`` measured 5-30x slower on CPU.
+
+    Returns:
+        float32 tensor of shape ``(len(RAW_FIELDS), units)``.
+    """
+    x = as_unit_tensor(x)
+    dims = reduce_dims(x.dim(), unit_dim)
+    units = num_units(x, unit_dim)
+    per_unit = x.numel() // units
+    work = scratch.rows(3, x) if scratch is not None else torch.empty((3, *x.shape), device=x.device)
+    bad, dev, sq = work[0], work[1], work[2]  # row order = the order of the sums below
+    if shift is None:
+        torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0, out=dev)
+    else:
+        k = broadcast_units(shift.to(x.dtype), x.dim(), unit_dim)
+        torch.sub(x, k, out=dev).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    # x - x is 0 where finite and NaN elsewhere: 1.0 marks a non-finite element.
+    torch.sub(x, x, out=bad).nan_to_num_(nan=1.0, posinf=1.0, neginf=1.0)
+    torch.mul(dev, dev, out=sq)
+    h = x.shape[0] // 2 if split_half else 0
+    if x.numel() <= STACKED_REDUCTION_LIMIT:
+        rdims = tuple(d + 1 for d in dims)
+        full = work.sum(rdims).reshape(3, units)
+        half = work[:, :h].sum(rdims).reshape(3, units) if h > 0 else None
+    else:
+        full = torch.stack([row.sum(dims).reshape(units) for row in (bad, dev, sq)])
+        half = torch.stack([row[:h].sum(dims).reshape(units) for row in (bad, dev, sq)]) if h > 0 else None
+    if half is None:
+        half = torch.zeros_like(full)
+    if positive or beyond is not None:
+        # d + K is x where x was finite and K (0 without a shift) where it was not.
+        xk = dev if shift is None else torch.add(dev, k, out=bad)
+        xk = xk.relu_() if positive else xk.abs_().sub_(beyond).relu_()
+        flag = xk.sign_().sum(dims).reshape(1, units)
+    else:
+        flag = torch.zeros_like(full[:1])
+    elements = full.new_tensor([[per_unit], [per_unit * h // x.shape[0]]]).expand(2, units)
+    return torch.cat([full, half, flag, elements])
+
+
+def flag_counted(shift: Tensor, positive: bool | Tensor, beyond: float | Tensor | None) -> Tensor:
+    """Whether a non-finite slot, holding ``K``, was counted in the raw flag (1.0/0.0 per unit)."""
+    if isinstance(positive, Tensor) or isinstance(beyond, Tensor):
+        return torch.where(positive, shift > 0, shift.abs() > beyond).to(shift.dtype)
+    if positive:
+        return (shift > 0).to(shift.dtype)
+    if beyond is not None:
+        return (shift.abs() > beyond).to(shift.dtype)
+    return torch.zeros_like(shift)
+
+
+def fields_from_raw(raw: Tensor, shift: Tensor, counted: Tensor) -> Tensor:
+    """:data:`FIELDS` from summed :data:`RAW_FIELDS` (one vectorized pass, any number of units).
+
+    Args:
+        raw: ``(len(RAW_FIELDS), U)`` raw sums, float64.
+        shift: ``(U,)`` the shift ``K`` of those sums.
+        counted: ``(U,)`` :func:`flag_counted` of each unit.
+    """
+    nonfinite, dev_sum, dev_sq, nonfinite_h, dev_sum_h, dev_sq_h, flag, elements, elements_h = raw.unbind(0)
+    count, count_h = elements - nonfinite, elements_h - nonfinite_h
+    return torch.stack(
+        [
+            count,
+            dev_sum + count * shift,
+            dev_sq,
+            nonfinite,
+            count_h,
+            dev_sum_h + count_h * shift,
+            dev_sq_h,
+            flag - nonfinite * counted,
+        ]
+    )
 
 
 def unit_field_sums(
@@ -38,51 +167,23 @@ def unit_field_sums(
     split_half: bool = True,
     positive: bool = False,
     beyond: float | None = None,
+    scratch: Scratch | None = None,
 ) -> Tensor:
-    """Per-unit sums of ``x`` for every field of :data:`FIELDS`, in one place.
+    """Per-unit sums of ``x`` for every field of :data:`FIELDS`.
 
     Rows: the number of finite elements, their sum, the sum of ``(x - K)^2`` over
     finite elements, the number of non-finite elements; the first three again
     over the first half of dimension 0 (the batch), for the split-half noise
-    floor; and ``flag``: the count of elements > 0 (``positive``, ReLU inputs) or
-    with ``|x| > beyond`` (sigmoid/tanh inputs), else 0.
-
-    Only float kernels run (``nan_to_num``, sums, squares): boolean kernels such
-    as ``isfinite(x).sum()`` measured 5-30x slower on CPU.
+    floor; and ``flag``: the count of finite elements > 0 (``positive``, ReLU
+    inputs) or with ``|x| > beyond`` (sigmoid/tanh inputs), else 0.
+    (:func:`unit_raw_sums` then :func:`fields_from_raw`, the monitor's path.)
 
     Returns:
         float32 tensor of shape ``(len(FIELDS), units)``.
     """
-    x = as_unit_tensor(x)
-    dims = reduce_dims(x.dim(), unit_dim)
-    units = num_units(x, unit_dim)
-    per_unit = x.numel() // units
-    xz = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    # x - xz is 0 where finite and NaN/±Inf elsewhere: a float pass that counts
-    # the non-finite elements.
-    bad = torch.nan_to_num_(x - xz, nan=1.0, posinf=1.0, neginf=1.0)
-    nonfinite = bad.sum(dims)
-    total = xz.sum(dims)
-    if shift is None:
-        sq = xz.square()
-    else:
-        # x - K keeps NaN/±Inf where x had them: zero those deviations (not x),
-        # so non-finite slots add nothing to the shifted sum of squares.
-        dev = x - broadcast_units(shift.to(x.dtype), x.dim(), unit_dim)
-        sq = torch.nan_to_num_(dev, nan=0.0, posinf=0.0, neginf=0.0).square_()
-    sumsq = sq.sum(dims)
-    h = x.shape[0] // 2 if split_half else 0
-    if h > 0:
-        half = [per_unit * h // x.shape[0] - bad[:h].sum(dims), xz[:h].sum(dims), sq[:h].sum(dims)]
-    else:
-        half = [torch.zeros_like(total)] * 3
-    if positive:
-        flag = positive_counts(xz, dims)
-    elif beyond is not None:
-        flag = beyond_counts(xz, dims, beyond)
-    else:
-        flag = torch.zeros_like(total)
-    return torch.stack([per_unit - nonfinite, total, sumsq, nonfinite, *half, flag]).reshape(len(FIELDS), units)
+    raw = unit_raw_sums(x, unit_dim, shift, split_half, positive, beyond, scratch)
+    k = torch.zeros(raw.shape[1], device=raw.device) if shift is None else shift.float().reshape(-1)
+    return fields_from_raw(raw, k, flag_counted(k, positive, beyond))
 
 
 def unit_moment_sums(x: Tensor, unit_dim: int | None = FEATURES, shift: Tensor | None = None) -> Tensor:

@@ -210,6 +210,9 @@ class ShiftAccumulator:
         discovery_rounds: measurements during which unseen sites are still
             looked for; after that they are dropped (see :attr:`never_seen`).
         split_half: also sum the first half of each batch (noise floor).
+        fused: compute each site's sums in one ``torch.compile``-d kernel
+            (see :mod:`shiftkit.stats.fused`: much faster on large activations,
+            tens of seconds of compilation at the first measurement).
         device: where the buffers live.
     """
 
@@ -223,6 +226,7 @@ class ShiftAccumulator:
         margin: float = 0.5,
         discovery_rounds: int = 3,
         split_half: bool = True,
+        fused: bool = False,
         device: torch.device | str | None = None,
     ):
         self.sites = list(sites)
@@ -232,6 +236,7 @@ class ShiftAccumulator:
         self.margin = margin
         self.discovery_rounds = discovery_rounds
         self.split_half = split_half
+        self.fused = fused
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.layout = Layout.empty(len(self.sites))
         self.dropped: set[int] = set()
@@ -304,8 +309,9 @@ class ShiftAccumulator:
             return
         off = self.layout.offsets[i]
         sums = unit_raw_sums(
-            x, ud, self._shift_for(i), self.split_half, spec.rectifier, spec.saturation_threshold, self._scratch
-        )
+            x, ud, self._shift_for(i), self.split_half, spec.rectifier, spec.saturation_threshold, self._scratch,
+            self.fused,
+        )  # fmt: skip
         self.raw[:, off : off + units].add_(sums)
         self.hist[i].add_(histogram_counts(strided_subsample(x, self.hist_max_elements), self._edges[i]))
 

@@ -395,14 +395,16 @@ def _values(named: dict[str, Tensor], given: Mapping[str, Tensor], what: str) ->
     missing = [n for n, p in named.items() if n not in given and p.requires_grad]
     if missing:
         raise ValueError(
-            f"gradient_ics: {what} lacks parameters {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+            f"gradient_ics: {what} lacks parameters {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}"
         )
     values = []
     for name, p in named.items():
         v = given.get(name, p)
         if v.shape != p.shape:
             raise ValueError(
-                f"gradient_ics: {what}[{name!r}] has shape {tuple(v.shape)}, the parameter {tuple(p.shape)}"
+                f"gradient_ics: {what}[{name!r}] has shape {tuple(v.shape)}, "
+                f"the parameter {tuple(p.shape)}"
             )
         values.append(v.detach().clone() if v is p else v)
     return values

@@ -46,7 +46,7 @@ STEP_RANGE = (0.5, 4.0)
 def step_multipliers(
     n: int = 8, low: float = STEP_RANGE[0], high: float = STEP_RANGE[1], spacing: str = "log"
 ) -> tuple[float, ...]:
-    """``n`` step-size multipliers from ``low`` to ``high`` inclusive, ``"log"`` or ``"linear"`` spaced.
+    """``n`` step-size multipliers from ``low`` to ``high`` inclusive, log- or linearly spaced.
 
     Example:
         >>> [round(m, 3) for m in step_multipliers(4)]
@@ -56,7 +56,8 @@ def step_multipliers(
     """
     if n < 1 or not (0 < low <= high) or spacing not in ("log", "linear"):
         raise ValueError(
-            f"step_multipliers: need n >= 1, 0 < low <= high, spacing 'log' or 'linear'; got {n}, {low}, {high}, {spacing!r}"
+            "step_multipliers: need n >= 1, 0 < low <= high and spacing 'log' or 'linear'; "
+            f"got n={n}, low={low}, high={high}, spacing={spacing!r}"
         )
     if n == 1:
         return (float(low),)
@@ -123,7 +124,7 @@ class Landscape:
         return self.beta.max()
 
     def summary(self) -> dict[str, float]:
-        """The summaries by name (``loss_range``, ..., ``grad_norm``), read in one device-to-host copy."""
+        """The summaries by name (``loss_range`` ... ``grad_norm``), in one device-to-host copy."""
         names = (
             "loss_range",
             "loss_min",

@@ -244,7 +244,10 @@ def _rank(rank, world, port, x, y, before, after, out):
         model = linear_net([3, 5, 4, 2])
         model.load_state_dict(after)
         half = slice(rank * len(x) // world, (rank + 1) * len(x) // world)
-        loss_fn = lambda m: ((m(x[half]) - y[half]) ** 2).mean()
+
+        def loss_fn(m):
+            return ((m(x[half]) - y[half]) ** 2).mean()
+
         ics = gradient_ics(
             model, loss_fn, before, all_reduce=torch_distributed_all_reduce, world_size=world
         )

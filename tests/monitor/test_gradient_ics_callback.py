@@ -1,6 +1,11 @@
 """GradientICSMonitor: logs what the pure function gives, leaves training alone."""
 
 import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
@@ -16,6 +21,9 @@ from shiftkit.records import read_csv_metrics
 from shiftkit.records.names import GRAD_ICS_STATS, grad_ics_key
 from shiftkit.stats import gradient_ics, parameter_snapshot
 from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
+from tests.monitor.ddp_run import SameOrder
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -192,3 +200,77 @@ def test_misconfigurations_are_clear_errors():
         trainer(max_steps=1, callbacks=[GradientICSMonitor()]).fit(
             Manual(), loader(standardized(8, 6), 8)
         )
+
+
+# ------------------------------------------------------------------------- two DDP ranks
+#: Rank sums of half batches differ from the one-process batch by float32 rounding only.
+DDP_RTOL, DDP_ATOL = 1e-5, 1e-7
+
+
+def test_two_ddp_ranks_equal_one_process_on_the_global_batch(tmp_path):
+    """G, G' and the landscape's gradients and losses are averaged across ranks."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "tests.monitor.test_gradient_ics_callback", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]  # every rank logs the same numbers
+    # One collective per gradient-ICS measurement (4), 1 + 8 per landscape measurement (2).
+    assert ranks[0]["collectives"] == 4 + 2 * 9
+    single = {
+        "grad_ics": GradientICSMonitor(every_n_steps=1),
+        "landscape": LandscapeMonitor(every_n_steps=2),
+    }
+    pl.seed_everything(0, verbose=False)
+    trainer(max_steps=4, callbacks=list(single.values())).fit(
+        OffsetNet(lr=0.3), datamodule=SameOrder(16)
+    )
+    for name, rows in (("grad_ics", 4 * 2), ("landscape", 2)):
+        monitor = single[name]
+        assert len(monitor.history) == len(ranks[0][name]) == rows
+        for one, two in zip(monitor.history, ranks[0][name]):
+            assert one.keys() == two.keys() and one.get("layer") == two.get("layer")
+            for key, value in one.items():
+                if key != "layer":
+                    assert two[key] == pytest.approx(value, rel=DDP_RTOL, abs=DDP_ATOL), (name, key)
+    assert min(r["l2"] for r in single["grad_ics"].history if r["layer"] == "fc2") > 1e-4
+
+
+class DumpHistories(pl.Callback):
+    def __init__(self, monitors, counter, out):
+        self.monitors, self.counter, self.out = monitors, counter, Path(out)
+
+    def on_train_end(self, trainer, pl_module):
+        record = {name: m.history for name, m in self.monitors.items()}
+        record["collectives"] = self.counter[0]
+        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+def _ddp_main(out: str) -> None:
+    """Two ddp_fork ranks of batch 8; each dumps the monitors' histories."""
+    import shiftkit.monitor.gradient_ics as module
+
+    torch.set_num_threads(1)
+    counter, inner = [0], module.torch_distributed_all_reduce
+
+    def counting(tensor, op):
+        counter[0] += 1
+        inner(tensor, op)
+
+    module.torch_distributed_all_reduce = counting
+    pl.seed_everything(0, verbose=False)
+    monitors = {
+        "grad_ics": GradientICSMonitor(every_n_steps=1),
+        "landscape": LandscapeMonitor(every_n_steps=2),
+    }
+    trainer(
+        devices=2,
+        strategy="ddp_fork",
+        max_steps=4,
+        callbacks=[*monitors.values(), DumpHistories(monitors, counter, out)],
+        use_distributed_sampler=False,
+    ).fit(OffsetNet(lr=0.3), datamodule=SameOrder(8))
+
+
+if __name__ == "__main__":
+    _ddp_main(sys.argv[1])

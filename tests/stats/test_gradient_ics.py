@@ -1,15 +1,15 @@
 """Gradient-based ICS (Santurkar et al. Def. 2.1) against closed forms and a brute-force oracle."""
 
 import copy
-import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 from torch import nn
 
-from shiftkit.stats import gradient_ics, parameter_snapshot
+from shiftkit.stats import gradient_ics, landscape_along_gradient, parameter_snapshot
 
 N, LR = 12, 0.3
 
@@ -229,58 +229,65 @@ def test_missing_parameters_and_non_scalar_loss():
     assert all(torch.equal(a, b) for a, b in zip(state.values(), model.state_dict().values()))
 
 
-# ---------------------------------------------------------------------------- two gloo ranks
+# ---------------------------------------------------------------------------- two ranks
+# The real collective (gloo, two processes) is exercised end to end, monitors included, by
+# tests/monitor/test_gradient_ics_callback.py; here two threads share an in-memory
+# all_reduce, which tests the arithmetic of the DDP choice exactly and in milliseconds.
 
 
-def _rank(rank, world, port, x, y, before, after, out):
-    import torch.distributed as dist
+class ThreadAllReduce:
+    """An in-place SUM all_reduce between ``world`` threads (same summation order on each)."""
 
-    from shiftkit.stats import gradient_ics, landscape_along_gradient, torch_distributed_all_reduce
+    def __init__(self, world):
+        self.barrier, self.slots = threading.Barrier(world, timeout=30), [None] * world
 
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        model = linear_net([3, 5, 4, 2])
-        model.load_state_dict(after)
-        half = slice(rank * len(x) // world, (rank + 1) * len(x) // world)
+    def rank(self, r):
+        def all_reduce(tensor, op):
+            assert op == "sum"
+            self.slots[r] = tensor.clone()
+            self.barrier.wait()
+            total = sum(self.slots[1:], self.slots[0])
+            self.barrier.wait()
+            tensor.copy_(total)
 
-        def loss_fn(m):
-            return ((m(x[half]) - y[half]) ** 2).mean()
-
-        ics = gradient_ics(
-            model, loss_fn, before, all_reduce=torch_distributed_all_reduce, world_size=world
-        )
-        land = landscape_along_gradient(
-            model, loss_fn, 0.1, all_reduce=torch_distributed_all_reduce, world_size=world
-        )
-        out[rank] = (ics.l2, ics.cos, land.loss, land.grad_pred)
-    finally:
-        dist.destroy_process_group()
+        return all_reduce
 
 
-def test_two_gloo_ranks_equal_one_process_on_the_global_batch():
+def test_two_ranks_equal_one_process_on_the_global_batch():
     """The DDP choice: G and G' (and the landscape's gradients) averaged across ranks."""
-    from shiftkit.stats import landscape_along_gradient
-
     model = linear_net([3, 5, 4, 2])
     g = torch.Generator().manual_seed(2)
-    x, y = (
-        torch.randn(N, 3, generator=g, dtype=torch.float64),
-        torch.randn(N, 2, generator=g, dtype=torch.float64),
-    )
+    x = torch.randn(N, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(N, 2, generator=g, dtype=torch.float64)
 
-    def loss_fn(m):
-        return ((m(x) - y) ** 2).mean()
+    def loss_on(rows):
+        return lambda m: ((m(x[rows]) - y[rows]) ** 2).mean()
 
-    before = sgd_step(model, loss_fn)
-    one = gradient_ics(model, loss_fn, before)
-    land = landscape_along_gradient(model, loss_fn, 0.1)
-    out = mp.Manager().dict()
-    port = 29500 + os.getpid() % 1000
-    mp.spawn(_rank, args=(2, port, x, y, before, model.state_dict(), out), nprocs=2, join=True)
-    assert torch.equal(out[0][0], out[1][0])  # ranks agree exactly
-    torch.testing.assert_close(out[0][0], one.l2, rtol=1e-10, atol=1e-14)
-    torch.testing.assert_close(out[0][1], one.cos, rtol=1e-10, atol=1e-14)
-    torch.testing.assert_close(out[0][2], land.loss, rtol=1e-10, atol=1e-14)
-    torch.testing.assert_close(out[0][3], land.grad_pred, rtol=1e-10, atol=1e-14)
+    before = sgd_step(model, loss_on(slice(None)))
+    one = gradient_ics(model, loss_on(slice(None)), before)
+    land = landscape_along_gradient(model, loss_on(slice(None)), 0.1)
+    reduce = ThreadAllReduce(2)
+
+    def rank(r):
+        local = copy.deepcopy(model)
+        loss_fn, kw = loss_on(slice(r * N // 2, (r + 1) * N // 2)), {"world_size": 2}
+        ics = gradient_ics(local, loss_fn, before, all_reduce=reduce.rank(r), **kw)
+        return ics, landscape_along_gradient(local, loss_fn, 0.1, all_reduce=reduce.rank(r), **kw)
+
+    with ThreadPoolExecutor(2) as pool:
+        ranks = list(pool.map(rank, (0, 1)))
+    (ics0, land0), (ics1, land1) = ranks
+    assert torch.equal(ics0.l2, ics1.l2) and torch.equal(land0.beta, land1.beta)  # ranks agree
+    for a, b in ((ics0.l2, one.l2), (ics0.cos, one.cos), (ics0.grad_norm, one.grad_norm)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+    for a, b in (
+        (land0.loss, land.loss),
+        (land0.grad_pred, land.grad_pred),
+        (land0.beta, land.beta),
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+    # Averaging the norms instead would not give the global batch's numbers.
+    halves = [
+        gradient_ics(copy.deepcopy(model), loss_on(slice(r * 6, r * 6 + 6)), before) for r in (0, 1)
+    ]
+    assert abs((halves[0].l2 + halves[1].l2)[1].item() / 2 - one.l2[1].item()) > 1e-6

@@ -66,6 +66,11 @@ def paused_shift_monitors(trainer: Trainer) -> Iterator[None]:
     Their hooks are active from a measured step's batch start to its batch end, and
     the extra forward passes of an expensive measurement would otherwise be folded into
     that step's activation statistics.
+
+    Example::
+
+        with paused_shift_monitors(trainer):
+            extra_forward(pl_module)  # not seen by any ShiftMonitor
     """
     hooks = [cb._hooks for cb in trainer.callbacks if isinstance(cb, ShiftMonitor) and cb._hooks]
     active = [h.active for h in hooks]
@@ -79,7 +84,14 @@ def paused_shift_monitors(trainer: Trainer) -> Iterator[None]:
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> None:
-    """Raise a ValueError naming ``name`` unless ``value`` is an integer >= 1."""
+    """Raise a ValueError naming ``name`` unless ``value`` is an integer >= 1.
+
+    Example:
+        >>> check_positive_int("Monitor", "every_n_steps", 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Monitor: every_n_steps must be an integer >= 1, got 0
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
 
@@ -131,6 +143,7 @@ class PeriodicMeasurement(Callback):
                 f"{owner}: probe_batch must be None, 'first' or a batch, got {probe_batch!r}"
             )
         self.every_n_steps, self.probe_batch, self.seed = every_n_steps, probe_batch, seed
+        self._keep_first = isinstance(probe_batch, str)  # "first"
         self.probe_fn = probe_fn or default_probe_fn
         self.loss_fn = loss_fn or default_loss_fn
         self.keep_history = keep_history
@@ -158,7 +171,7 @@ class PeriodicMeasurement(Callback):
             )
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.probe_batch is not None and not isinstance(self.probe_batch, str):
+        if self.probe_batch is not None and not self._keep_first:
             self._probe = _to_device(self.probe_batch, pl_module.device)
         elif self._probe is not None:  # "first", restored from a checkpoint
             self._probe = _to_device(self._probe, pl_module.device)
@@ -166,7 +179,7 @@ class PeriodicMeasurement(Callback):
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if self.probe_batch == "first" and self._probe is None:
+        if self._keep_first and self._probe is None:
             self._probe = detached_copy(batch)
         # Under gradient accumulation the step's last micro-batch is the one kept.
         self._batch = batch if self.due(trainer) else None
@@ -217,7 +230,7 @@ class PeriodicMeasurement(Callback):
     # -------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
         probe = None
-        if self.probe_batch == "first" and self._probe is not None:
+        if self._keep_first and self._probe is not None:
             probe = _to_device(self._probe, "cpu")
         return {
             "version": 1,

@@ -134,8 +134,7 @@ class LandscapeMonitor(PeriodicMeasurement):
                 seed=self.seed,
                 **reduce,
             )
-        names = (*LANDSCAPE_STATS, "loss_at_x", "grad_norm")
-        values = dict(zip(names, torch.stack([getattr(land, n) for n in names]).tolist()))
+        values = land.summary()  # one device-to-host transfer
         if not all(math.isfinite(v) for v in values.values()):
             self.warn_once("nonfinite", f"non-finite loss or gradient at step {step}")
         row = {"step": step, "lr": lr, **{s: values[s] for s in LANDSCAPE_STATS}}

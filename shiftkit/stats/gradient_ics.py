@@ -115,12 +115,23 @@ def default_layers(model: nn.Module) -> list[str]:
 
 
 def flat(tensors: Sequence[Tensor]) -> Tensor:
-    """The tensors flattened and concatenated into one vector (dtypes promoted)."""
+    """The tensors flattened and concatenated into one vector (dtypes promoted).
+
+    Example:
+        >>> flat([torch.ones(2, 2), torch.zeros(1)]).tolist()
+        [1.0, 1.0, 1.0, 1.0, 0.0]
+    """
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
 def load_flat(params: Sequence[Tensor], vector: Tensor) -> None:
-    """Copy consecutive slices of ``vector`` into ``params`` (in place, no autograd)."""
+    """Copy consecutive slices of ``vector`` into ``params`` (in place, no autograd).
+
+    Example:
+        >>> a, b = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(1))
+        >>> load_flat([a, b], torch.tensor([1.0, 2.0, 3.0])); b.tolist()
+        [3.0]
+    """
     with torch.no_grad():
         start = 0
         for p in params:
@@ -129,7 +140,13 @@ def load_flat(params: Sequence[Tensor], vector: Tensor) -> None:
 
 
 def load_values(params: Sequence[Tensor], values: Sequence[Tensor]) -> None:
-    """Copy ``values[k]`` into ``params[k]`` (in place, no autograd)."""
+    """Copy ``values[k]`` into ``params[k]`` (in place, no autograd).
+
+    Example:
+        >>> w = nn.Parameter(torch.zeros(2))
+        >>> load_values([w], [torch.ones(2)]); w.tolist()
+        [1.0, 1.0]
+    """
     with torch.no_grad():
         for p, v in zip(params, values):
             p.copy_(v)
@@ -139,6 +156,12 @@ def average_across_ranks(vector: Tensor, all_reduce: AllReduce | None, world_siz
     """``vector`` summed over ranks with one ``all_reduce`` and divided by ``world_size``.
 
     Returns ``vector`` itself when ``all_reduce`` is None (one process).
+
+    Example:
+        >>> def two_ranks(t, op):  # as if a second rank held the same vector
+        ...     t.mul_(2)
+        >>> average_across_ranks(torch.tensor([1.0, 3.0]), two_ranks, world_size=2).tolist()
+        [1.0, 3.0]
     """
     if all_reduce is None:
         return vector
@@ -340,7 +363,7 @@ def gradient_ics(
 
     params = list(named.values())
     index = {id(p): k for k, p in enumerate(params)}
-    measured = [[p for _, p in groups[name]] for name in layers]
+    measured = [[p for _, p in groups[name] if p.requires_grad] for name in layers]
     sizes = [sum(p.numel() for p in ps) for ps in measured]
     with Replay(model, seed) as replay:
         if after is None:

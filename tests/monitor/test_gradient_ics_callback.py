@@ -150,6 +150,19 @@ def test_probe_batches_and_custom_functions():
     assert [r["l2"] for r in current.history][1:] != [r["l2"] for r in kept.history][1:]
 
 
+def test_non_finite_gradients_warn_once_and_are_not_logged(tmp_path):
+    def nan_loss(outputs, batch):
+        return F.cross_entropy(outputs, batch[1]) * float("nan")
+
+    monitor = GradientICSMonitor(every_n_steps=1, layers="fc2", loss_fn=nan_loss)
+    with pytest.warns(UserWarning, match="layer 'fc2': non-finite gradients at step 0") as caught:
+        fit([monitor], steps=3, log_dir=tmp_path)
+    assert sum("non-finite" in str(w.message) for w in caught) == 1
+    assert len(monitor.history) == 3 and all(r["l2"] != r["l2"] for r in monitor.history)
+    # Nothing else logs within 3 steps (log_every_n_steps=50): NaN-only measurements log nothing.
+    assert not (tmp_path / "csv" / "version_0" / "metrics.csv").exists()
+
+
 def test_state_dict_round_trip():
     monitor = GradientICSMonitor(every_n_steps=2, probe_batch="first")
     fit([monitor], steps=3)

@@ -6,16 +6,9 @@ import torch
 from torch import nn
 
 from shiftkit.stats import DEFAULT_MULTIPLIERS, landscape_along_gradient, step_multipliers
+from tests.stats.test_gradient_ics import _one_thread  # noqa: F401  (autouse fixture)
 
 LR = 0.05
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Polynomial(nn.Module):

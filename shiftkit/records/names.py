@@ -113,3 +113,96 @@ def parse_shift_key(key: str) -> tuple[str, str] | None:
 def histogram_key(site: str) -> str:
     """The W&B key of a site's fixed-edge histogram: ``shift_hist/{site}``."""
     return f"{HISTOGRAM_PREFIX}{site}"
+
+
+GRAD_ICS_PREFIX = "grad_ics/"
+"""Prefix of the keys the GradientICSMonitor logs: ``grad_ics/{layer}/{stat}``."""
+
+GRAD_ICS_STATS = (
+    "l2",  # ||G - G'||_2: the layer's gradient before/after the layers below it update
+    "cos",  # cos(G, G')
+    "grad_norm",  # ||G||_2
+    "rel",  # ||G - G'||_2 / ||G||_2
+)
+"""The per-layer statistics of the gradient-based shift (Santurkar et al. 2018, Def. 2.1)."""
+
+_GRAD_ICS_STAT_SET = frozenset(GRAD_ICS_STATS)
+
+
+def grad_ics_key(layer: str, stat: str) -> str:
+    """Return the logged key of gradient-based shift statistic ``stat`` of layer ``layer``.
+
+    Args:
+        layer: a module name (``"model.net.0"``).
+        stat: one of :data:`GRAD_ICS_STATS`.
+
+    Raises:
+        ValueError: if ``layer`` is empty or ``stat`` is not in :data:`GRAD_ICS_STATS`.
+
+    Example:
+        >>> grad_ics_key("net.0", "l2")
+        'grad_ics/net.0/l2'
+    """
+    if not layer:
+        raise ValueError("grad_ics_key: layer must be a non-empty module name")
+    if stat not in _GRAD_ICS_STAT_SET:
+        raise ValueError(f"grad_ics_key: unknown stat {stat!r}; expected one of {GRAD_ICS_STATS}")
+    return f"{GRAD_ICS_PREFIX}{layer}/{stat}"
+
+
+def parse_grad_ics_key(key: str) -> tuple[str, str] | None:
+    """Split a gradient-shift key into ``(layer, stat)``; ``None`` if it is not one.
+
+    Example:
+        >>> parse_grad_ics_key("grad_ics/net.0/cos")
+        ('net.0', 'cos')
+        >>> parse_grad_ics_key("shift/net.0/kl_gauss") is None
+        True
+    """
+    if not key.startswith(GRAD_ICS_PREFIX):
+        return None
+    layer, sep, stat = key[len(GRAD_ICS_PREFIX) :].rpartition("/")
+    if not sep or not layer or stat not in _GRAD_ICS_STAT_SET:
+        return None
+    return layer, stat
+
+
+LANDSCAPE_PREFIX = "landscape/"
+"""Prefix of the keys the LandscapeMonitor logs (Santurkar et al. 2018, Fig. 4)."""
+LANDSCAPE_LOSS_RANGE = "landscape/loss_range"
+"""Loss landscape variation: max - min of ``L(x - eta g)`` over the step sizes."""
+LANDSCAPE_LOSS_MIN = "landscape/loss_min"
+"""``min_eta L(x - eta g)`` (lower edge of the band of Fig. 4a)."""
+LANDSCAPE_LOSS_MAX = "landscape/loss_max"
+"""``max_eta L(x - eta g)`` (upper edge of the band of Fig. 4a)."""
+LANDSCAPE_GRAD_PRED_MAX = "landscape/grad_pred_max"
+"""Gradient predictiveness: ``max_eta ||grad L(x) - grad L(x - eta g)||``."""
+LANDSCAPE_GRAD_PRED_MIN = "landscape/grad_pred_min"
+"""``min_eta ||grad L(x) - grad L(x - eta g)||``."""
+LANDSCAPE_BETA_SMOOTH = "landscape/beta_smooth"
+"""Effective beta-smoothness: ``max_eta ||grad L(x) - grad L(x - eta g)|| / ||eta g||``."""
+
+LANDSCAPE_STATS = (
+    "loss_range",
+    "loss_min",
+    "loss_max",
+    "grad_pred_max",
+    "grad_pred_min",
+    "beta_smooth",
+)
+"""The landscape summaries, in the order the LandscapeMonitor logs them."""
+
+
+def landscape_key(stat: str) -> str:
+    """Return the logged key of landscape statistic ``stat``: ``landscape/{stat}``.
+
+    Raises:
+        ValueError: if ``stat`` is not in :data:`LANDSCAPE_STATS`.
+
+    Example:
+        >>> landscape_key("beta_smooth") == LANDSCAPE_BETA_SMOOTH
+        True
+    """
+    if stat not in LANDSCAPE_STATS:
+        raise ValueError(f"landscape_key: unknown stat {stat!r}; expected one of {LANDSCAPE_STATS}")
+    return f"{LANDSCAPE_PREFIX}{stat}"

@@ -40,5 +40,21 @@ from shiftkit.stats.histogram import (
 )
 from shiftkit.stats.moments import FIELDS, MomentState, shifted_variance, unit_field_sums, unit_moment_sums
 from shiftkit.stats.units import CHANNELS, FEATURES, reduce_dims
+from shiftkit.stats.gradient_ics import (
+    MEASURED_TYPES,
+    GradientICS,
+    Replay,
+    default_layers,
+    gradient_ics,
+    parameter_groups,
+    parameter_snapshot,
+)
+from shiftkit.stats.landscape import (
+    DEFAULT_MULTIPLIERS,
+    STEP_RANGE,
+    Landscape,
+    landscape_along_gradient,
+    step_multipliers,
+)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

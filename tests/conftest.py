@@ -1,4 +1,4 @@
-"""Test-wide settings: W&B strictly offline, quiet Lightning, one BLAS thread per process."""
+"""Test-wide settings: W&B strictly offline, one torch thread per process."""
 
 import os
 
@@ -9,6 +9,11 @@ os.environ.setdefault("WANDB_CONSOLE", "off")
 os.environ.setdefault("WANDB__DISABLE_STATS", "true")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# Two cores shared by the test process and, in DDP tests, its children: tiny
+# tensors run faster on one thread, and oversubscription slows DDP ~100x.
+torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True)
 def _wandb_dir(tmp_path, monkeypatch):

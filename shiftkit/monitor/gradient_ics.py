@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy
 from shiftkit.monitor.selection import Pattern, select_modules
-from shiftkit.monitor.shift_monitor import ShiftMonitor, _to_device
+from shiftkit.monitor.probe import moved_copy
+from shiftkit.monitor.shift_monitor import ShiftMonitor
 from shiftkit.records.names import GRAD_ICS_STATS, grad_ics_key
 from shiftkit.stats import (
     MEASURED_TYPES,
@@ -72,15 +73,11 @@ def paused_shift_monitors(trainer: Trainer) -> Iterator[None]:
         with paused_shift_monitors(trainer):
             extra_forward(pl_module)  # not seen by any ShiftMonitor
     """
-    hooks = [cb._hooks for cb in trainer.callbacks if isinstance(cb, ShiftMonitor) and cb._hooks]
-    active = [h.active for h in hooks]
-    for h in hooks:
-        h.active = False
-    try:
+    with contextlib.ExitStack() as stack:
+        for cb in trainer.callbacks:
+            if isinstance(cb, ShiftMonitor):
+                stack.enter_context(cb.paused())
         yield
-    finally:
-        for h, was in zip(hooks, active):
-            h.active = was
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> None:
@@ -172,9 +169,9 @@ class PeriodicMeasurement(Callback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.probe_batch is not None and not self._keep_first:
-            self._probe = _to_device(self.probe_batch, pl_module.device)
+            self._probe = moved_copy(self.probe_batch, pl_module.device)
         elif self._probe is not None:  # "first", restored from a checkpoint
-            self._probe = _to_device(self._probe, pl_module.device)
+            self._probe = moved_copy(self._probe, pl_module.device)
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
@@ -231,7 +228,7 @@ class PeriodicMeasurement(Callback):
     def state_dict(self) -> dict[str, Any]:
         probe = None
         if self._keep_first and self._probe is not None:
-            probe = _to_device(self._probe, "cpu")
+            probe = moved_copy(self._probe, "cpu")
         return {
             "version": 1,
             "measurements": self.measurements,

@@ -54,11 +54,19 @@ def detached_copy(batch: Any) -> Any:
     return batch
 
 
+def moved_copy(batch: Any, device) -> Any:
+    """A detached copy of a (nested) batch on ``device``."""
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    return move_data_to_device(detached_copy(batch), device)
+
+
 def run_probe(module: nn.Module, batch: Any, probe_fn: ProbeFn, seed: int) -> None:
     """Run ``probe_fn(module, batch)`` in training mode without side effects (see module doc)."""
     saved = [(b, b.detach().clone()) for b in module.buffers()]
     was_training = module.training
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    # Every initialized CUDA device: manual_seed below seeds them all.
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     try:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             torch.manual_seed(seed)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+import contextlib
+from typing import Any, Iterator, Literal, Sequence
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -10,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from shiftkit.monitor.hooks import SiteHooks
 from shiftkit.monitor.logging import SiteRecord, log_measurement, records_from_host
-from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, run_probe
+from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, moved_copy, run_probe
 from shiftkit.monitor.selection import Pattern, build_sites, select_modules, unit_layouts
 from shiftkit.monitor.summary import summarize_history
 from shiftkit.stats import (
@@ -252,7 +253,7 @@ class ShiftMonitor(Callback):
         self._ref, self._probe = None, None
         self._batch_step = self._probed_step = -1
         if self.probe_batch is not None:
-            self._probe = _to_device(self.probe_batch, pl_module.device)
+            self._probe = moved_copy(self.probe_batch, pl_module.device)
         if self._pending_state is not None:
             self._restore(self._pending_state, pl_module.device)
             self._pending_state = None
@@ -289,6 +290,23 @@ class ShiftMonitor(Callback):
             self._hooks.remove()
             self._hooks = None
             self._warn_once_for_missing()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Inside this block no forward pass is measured, even during a measured step.
+
+        For extra forward passes that are not training (e.g. the gradient-ICS
+        and landscape measurements), which would otherwise be folded into the
+        step's snapshot.
+        """
+        if self._hooks is None:
+            yield
+            return
+        was, self._hooks.active = self._hooks.active, False
+        try:
+            yield
+        finally:
+            self._hooks.active = was
 
     # ------------------------------------------------------------------- hot path
     def _observe(self, index: int, x: torch.Tensor) -> None:
@@ -371,7 +389,7 @@ class ShiftMonitor(Callback):
             "last_measured_step": self.last_measured_step,
             "accumulator": self._acc.state_dict(),
             "reference": None if self._ref is None else self._ref.state_dict(),
-            "probe": None if self._probe is None else _to_device(self._probe, "cpu"),
+            "probe": None if self._probe is None else moved_copy(self._probe, "cpu"),
             "history": list(self.history),
         }
 
@@ -396,7 +414,7 @@ class ShiftMonitor(Callback):
         if state.get("reference") is not None:
             self._ref = Snapshot.from_state_dict(state["reference"], device)
         if state.get("probe") is not None and self.probe_batch is None:
-            self._probe = _to_device(state["probe"], device)
+            self._probe = moved_copy(state["probe"], device)
 
     # ------------------------------------------------------------------ warnings
     def _warn_once(self, site: str, what: str, message: str) -> None:
@@ -418,12 +436,6 @@ class ShiftMonitor(Callback):
         if self._acc is not None:
             for name in self._acc.never_seen:
                 self._warn_once(name, "never", "never ran in a measured training step; dropped")
-
-
-def _to_device(batch: Any, device) -> Any:
-    from lightning.fabric.utilities.apply_func import move_data_to_device
-
-    return move_data_to_device(detached_copy(batch), device)
 
 
 def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:

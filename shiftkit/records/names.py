@@ -113,3 +113,68 @@ def parse_shift_key(key: str) -> tuple[str, str] | None:
 def histogram_key(site: str) -> str:
     """The W&B key of a site's fixed-edge histogram: ``shift_hist/{site}``."""
     return f"{HISTOGRAM_PREFIX}{site}"
+
+
+# --- Gradient-based ICS and loss-landscape probes (Santurkar et al. 2018), logged to
+# metrics.csv by their callbacks; read by the reports (claims C6 and C7).
+
+GRAD_ICS_PREFIX = "grad_ics/"
+"""Prefix of the gradient-ICS keys: ``grad_ics/{layer}/{stat}``."""
+GRAD_ICS_STATS = (
+    "l2",  # ||G - G'||_2: the layer's weight gradient before vs after the layers below update
+    "cos",  # cos(G, G')
+    "grad_norm",  # ||G||_2
+    "rel",  # ||G - G'||_2 / ||G||_2
+)
+"""The per-layer gradient-ICS statistics (Santurkar et al. 2018, Definition 2.1)."""
+
+LANDSCAPE_PREFIX = "landscape/"
+"""Prefix of the loss-landscape probe keys."""
+LANDSCAPE_LOSS_RANGE = "landscape/loss_range"
+"""Range (max - min) of the loss along the gradient, step sizes eta in [0.5, 4] x LR."""
+LANDSCAPE_GRAD_PRED_MAX = "landscape/grad_pred_max"
+"""Largest ||grad L(x) - grad L(x - eta g)|| over the probed step sizes (gradient predictiveness)."""
+LANDSCAPE_GRAD_PRED_MIN = "landscape/grad_pred_min"
+"""Smallest ||grad L(x) - grad L(x - eta g)|| over the probed step sizes."""
+LANDSCAPE_BETA_SMOOTH = "landscape/beta_smooth"
+"""Effective beta-smoothness: max gradient change / distance moved."""
+LANDSCAPE_KEYS = (
+    LANDSCAPE_LOSS_RANGE,
+    LANDSCAPE_GRAD_PRED_MAX,
+    LANDSCAPE_GRAD_PRED_MIN,
+    LANDSCAPE_BETA_SMOOTH,
+)
+"""Every landscape key, in the order of Santurkar et al.'s Fig. 4."""
+
+_GRAD_ICS_STAT_SET = frozenset(GRAD_ICS_STATS)
+
+
+def grad_ics_key(layer: str, stat: str) -> str:
+    """The logged key of gradient-ICS statistic ``stat`` of ``layer``: ``grad_ics/{layer}/{stat}``.
+
+    Example:
+        >>> grad_ics_key("hidden.1.linear", "l2")
+        'grad_ics/hidden.1.linear/l2'
+    """
+    if not layer:
+        raise ValueError("grad_ics_key: layer must be a non-empty module name")
+    if stat not in _GRAD_ICS_STAT_SET:
+        raise ValueError(f"grad_ics_key: unknown stat {stat!r}; expected one of {GRAD_ICS_STATS}")
+    return f"{GRAD_ICS_PREFIX}{layer}/{stat}"
+
+
+def parse_grad_ics_key(key: str) -> tuple[str, str] | None:
+    """Split ``grad_ics/{layer}/{stat}`` into ``(layer, stat)`` (parsed from the right); else None.
+
+    Example:
+        >>> parse_grad_ics_key("grad_ics/net.0/cos")
+        ('net.0', 'cos')
+        >>> parse_grad_ics_key("shift/net.0/kl_gauss") is None
+        True
+    """
+    if not key.startswith(GRAD_ICS_PREFIX):
+        return None
+    layer, sep, stat = key[len(GRAD_ICS_PREFIX) :].rpartition("/")
+    if not sep or not layer or stat not in _GRAD_ICS_STAT_SET:
+        return None
+    return layer, stat

@@ -1,0 +1,128 @@
+"""C1, Ioffe & Szegedy Fig. 1: BN reaches higher accuracy sooner; a sigmoid input drifts without BN.
+
+Decision rule (four checks; yes = all pass, no = none, partly otherwise):
+
+1. *early accuracy*: at the early step -- the first logged accuracy step at or after
+   :data:`EARLY_FRACTION` of the longest run's last accuracy step -- BN's accuracy (each run's
+   last value logged at or before that step) is clearly greater than no BN's (mean difference
+   larger than both seed spreads);
+2. *steps to target*: every BN seed reaches the target accuracy (the runs' ``target_accuracy``,
+   or ``--target``) and BN's mean steps-to-target is clearly smaller than no BN's (an unreached
+   seed counts its last logged step, a lower bound);
+3. *median drift*: for the input of the last sigmoid layer (the last monitored site with a
+   saturation fraction, i.e. a sigmoid/tanh input), ``(max_t p50 - min_t p50) / median_t(p85 - p15)``
+   -- the largest move of the median in units of the typical 15-85 spread -- is clearly larger
+   without BN than with BN;
+4. *spread drift*: ``ln(max_t (p85 - p15) / min_t (p85 - p15))`` is clearly larger without BN.
+
+The percentiles are those of the whole layer input (the monitor's histogram pools the site's
+units), not of one unit as in the paper's figure.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
+from shiftkit.report.claims.common import min_n, sooner, steps_summary, vs, with_norm
+from shiftkit.report.cohort import Cohort, accuracy_long, describe_setup, saturating_sites
+from shiftkit.report.facts import accuracy_at
+from shiftkit.report.summary import clearly_greater, fmt, summarize
+
+EARLY_FRACTION = 0.1
+"""The early step is the first accuracy step at or after this fraction of training."""
+FIGURE = "C1_fig1.png"
+
+
+def last_sigmoid_site(history: pd.DataFrame | None) -> str | None:
+    """The last monitored sigmoid/tanh input of a run (None if there is none)."""
+    sites = saturating_sites(history)
+    return sites[-1] if sites else None
+
+
+def percentile_band(history: pd.DataFrame | None, site: str | None) -> pd.DataFrame:
+    """``step, p15, p50, p85`` of ``site`` (finite rows), sorted by step."""
+    cols = ["step", "p15", "p50", "p85"]
+    if history is None or site is None or not set(cols) <= set(history.columns):
+        return pd.DataFrame(columns=cols)
+    band = history.loc[history["site"] == site, cols].dropna()
+    return band.sort_values("step").reset_index(drop=True)
+
+
+def drift(band: pd.DataFrame) -> tuple[float, float]:
+    """``(median drift, spread drift)`` of a percentile band, see the module rule (NaN if empty)."""
+    if not len(band):
+        return float("nan"), float("nan")
+    spread = (band["p85"] - band["p15"]).to_numpy(dtype=float)
+    p50 = band["p50"].to_numpy(dtype=float)
+    typical = float(np.median(spread))
+    med = (p50.max() - p50.min()) / typical if typical > 0 else float("nan")
+    spr = math.log(spread.max() / spread.min()) if spread.min() > 0 else float("nan")
+    return float(med), spr
+
+
+def early_step(acc: pd.DataFrame) -> float:
+    """The first logged accuracy step >= EARLY_FRACTION x the last one (NaN without curves)."""
+    if not len(acc):
+        return float("nan")
+    steps = np.sort(acc["step"].unique())
+    return float(steps[steps >= EARLY_FRACTION * steps.max()][0])
+
+
+def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
+    out = ClaimOutcome(claim, "", setup=describe_setup(cohort))
+    plain, bn = with_norm(cohort, "none"), with_norm(cohort, "batch")
+    out.min_seeds = min_n(plain, bn)
+    if not plain or not bn:
+        out.notes.append("C1 needs runs with norm 'none' and with norm 'batch'.")
+        return finish(out)
+    labels = {f.variant: "no BN" for _, f in plain} | {f.variant: "BN" for _, f in bn}
+    acc = accuracy_long(plain + bn, labels)
+
+    # (a) accuracy at the early step, and steps to target.
+    t0 = early_step(acc)
+    a_bn = summarize(accuracy_at(r, t0) for r, _ in bn)
+    a_plain = summarize(accuracy_at(r, t0) for r, _ in plain)
+    out.checks.append(Check(f"BN more accurate at step {fmt(t0)}", clearly_greater(a_bn, a_plain)))
+    out.measured.append(vs(f"acc @ step {fmt(t0)}", "BN", a_bn, "no BN", a_plain, "acc"))
+    target = cohort.target_accuracy(ctx.target)
+    if math.isfinite(target):
+        s_bn, s_plain = steps_summary(bn, target), steps_summary(plain, target)
+        out.checks.append(Check(f"BN reaches {100 * target:g}% sooner", sooner(s_bn, s_plain)))
+        out.measured.append(f"steps to {100 * target:g}%: BN {s_bn.text()} vs no BN {s_plain.text()}")
+    else:
+        out.notes.append("No target accuracy in the records (give --target): steps-to-target not judged.")
+
+    # (b, c) percentile drift of the last sigmoid input.
+    drifts = {}
+    for name, group in (("no BN", plain), ("BN", bn)):
+        values = [drift(percentile_band(r.history, last_sigmoid_site(r.history))) for r, _ in group]
+        drifts[name] = (summarize(v[0] for v in values), summarize(v[1] for v in values))
+    site = next((s for r, _ in plain + bn if (s := last_sigmoid_site(r.history))), None)
+    if site is None:
+        out.notes.append("No sigmoid/tanh input was monitored (no sat_frac in shift_history): drift not judged.")
+    else:
+        for i, what in enumerate(("median drift", "spread drift")):
+            p, b = drifts["no BN"][i], drifts["BN"][i]
+            out.checks.append(Check(f"{what} larger without BN", clearly_greater(p, b)))
+            out.measured.append(vs(f"{what} ({site})", "no BN", p, "BN", b))
+    out.numbers.update(early_step=t0, target=target)
+
+    if ctx.figures:
+        from shiftkit.report.figures.fig1 import plot_fig1
+
+        seed = cohort.figure_seed(ctx.seed)
+        bands = {}
+        for name, group in (("no BN", plain), ("BN", bn)):
+            run = next((r for r, f in group if f.seed == seed), group[0][0])
+            bands[name] = percentile_band(run.history, last_sigmoid_site(run.history))
+        plot_fig1(acc, bands, ctx.out_dir / FIGURE, site=site or "?", seed=seed,
+                  order=["no BN", "BN"], dpi=ctx.dpi)  # fmt: skip
+        out.figures.append(Figure(FIGURE, (
+            f"(a) Held-out accuracy vs step, mean ± sd over seeds; (b, c) 15th/50th/85th percentiles of "
+            f"the input to `{site}` (the last sigmoid layer, pooled over its units), seed {seed}, "
+            "without and with BN."), "C1"))  # fmt: skip
+    return finish(out)

@@ -115,46 +115,33 @@ def histogram_key(site: str) -> str:
     return f"{HISTOGRAM_PREFIX}{site}"
 
 
-# --- Gradient-based ICS and loss-landscape probes (Santurkar et al. 2018), logged to
-# metrics.csv by their callbacks; read by the reports (claims C6 and C7).
-
 GRAD_ICS_PREFIX = "grad_ics/"
-"""Prefix of the gradient-ICS keys: ``grad_ics/{layer}/{stat}``."""
+"""Prefix of the keys the GradientICSMonitor logs: ``grad_ics/{layer}/{stat}``."""
+
 GRAD_ICS_STATS = (
-    "l2",  # ||G - G'||_2: the layer's weight gradient before vs after the layers below update
+    "l2",  # ||G - G'||_2: the layer's gradient before/after the layers below it update
     "cos",  # cos(G, G')
     "grad_norm",  # ||G||_2
     "rel",  # ||G - G'||_2 / ||G||_2
 )
-"""The per-layer gradient-ICS statistics (Santurkar et al. 2018, Definition 2.1)."""
-
-LANDSCAPE_PREFIX = "landscape/"
-"""Prefix of the loss-landscape probe keys."""
-LANDSCAPE_LOSS_RANGE = "landscape/loss_range"
-"""Range (max - min) of the loss along the gradient, step sizes eta in [0.5, 4] x LR."""
-LANDSCAPE_GRAD_PRED_MAX = "landscape/grad_pred_max"
-"""Largest ||grad L(x) - grad L(x - eta g)|| over the probed step sizes (gradient predictiveness)."""
-LANDSCAPE_GRAD_PRED_MIN = "landscape/grad_pred_min"
-"""Smallest ||grad L(x) - grad L(x - eta g)|| over the probed step sizes."""
-LANDSCAPE_BETA_SMOOTH = "landscape/beta_smooth"
-"""Effective beta-smoothness: max gradient change / distance moved."""
-LANDSCAPE_KEYS = (
-    LANDSCAPE_LOSS_RANGE,
-    LANDSCAPE_GRAD_PRED_MAX,
-    LANDSCAPE_GRAD_PRED_MIN,
-    LANDSCAPE_BETA_SMOOTH,
-)
-"""Every landscape key, in the order of Santurkar et al.'s Fig. 4."""
+"""The per-layer statistics of the gradient-based shift (Santurkar et al. 2018, Def. 2.1)."""
 
 _GRAD_ICS_STAT_SET = frozenset(GRAD_ICS_STATS)
 
 
 def grad_ics_key(layer: str, stat: str) -> str:
-    """The logged key of gradient-ICS statistic ``stat`` of ``layer``: ``grad_ics/{layer}/{stat}``.
+    """Return the logged key of gradient-based shift statistic ``stat`` of layer ``layer``.
+
+    Args:
+        layer: a module name (``"model.net.0"``).
+        stat: one of :data:`GRAD_ICS_STATS`.
+
+    Raises:
+        ValueError: if ``layer`` is empty or ``stat`` is not in :data:`GRAD_ICS_STATS`.
 
     Example:
-        >>> grad_ics_key("hidden.1.linear", "l2")
-        'grad_ics/hidden.1.linear/l2'
+        >>> grad_ics_key("net.0", "l2")
+        'grad_ics/net.0/l2'
     """
     if not layer:
         raise ValueError("grad_ics_key: layer must be a non-empty module name")
@@ -164,7 +151,7 @@ def grad_ics_key(layer: str, stat: str) -> str:
 
 
 def parse_grad_ics_key(key: str) -> tuple[str, str] | None:
-    """Split ``grad_ics/{layer}/{stat}`` into ``(layer, stat)`` (parsed from the right); else None.
+    """Split a gradient-shift key into ``(layer, stat)``; ``None`` if it is not one.
 
     Example:
         >>> parse_grad_ics_key("grad_ics/net.0/cos")
@@ -178,3 +165,44 @@ def parse_grad_ics_key(key: str) -> tuple[str, str] | None:
     if not sep or not layer or stat not in _GRAD_ICS_STAT_SET:
         return None
     return layer, stat
+
+
+LANDSCAPE_PREFIX = "landscape/"
+"""Prefix of the keys the LandscapeMonitor logs (Santurkar et al. 2018, Fig. 4)."""
+LANDSCAPE_LOSS_RANGE = "landscape/loss_range"
+"""Loss landscape variation: max - min of ``L(x - eta g)`` over the step sizes."""
+LANDSCAPE_LOSS_MIN = "landscape/loss_min"
+"""``min_eta L(x - eta g)`` (lower edge of the band of Fig. 4a)."""
+LANDSCAPE_LOSS_MAX = "landscape/loss_max"
+"""``max_eta L(x - eta g)`` (upper edge of the band of Fig. 4a)."""
+LANDSCAPE_GRAD_PRED_MAX = "landscape/grad_pred_max"
+"""Gradient predictiveness: ``max_eta ||grad L(x) - grad L(x - eta g)||``."""
+LANDSCAPE_GRAD_PRED_MIN = "landscape/grad_pred_min"
+"""``min_eta ||grad L(x) - grad L(x - eta g)||``."""
+LANDSCAPE_BETA_SMOOTH = "landscape/beta_smooth"
+"""Effective beta-smoothness: ``max_eta ||grad L(x) - grad L(x - eta g)|| / ||eta g||``."""
+
+LANDSCAPE_STATS = (
+    "loss_range",
+    "loss_min",
+    "loss_max",
+    "grad_pred_max",
+    "grad_pred_min",
+    "beta_smooth",
+)
+"""The landscape summaries, in the order the LandscapeMonitor logs them."""
+
+
+def landscape_key(stat: str) -> str:
+    """Return the logged key of landscape statistic ``stat``: ``landscape/{stat}``.
+
+    Raises:
+        ValueError: if ``stat`` is not in :data:`LANDSCAPE_STATS`.
+
+    Example:
+        >>> landscape_key("beta_smooth") == LANDSCAPE_BETA_SMOOTH
+        True
+    """
+    if stat not in LANDSCAPE_STATS:
+        raise ValueError(f"landscape_key: unknown stat {stat!r}; expected one of {LANDSCAPE_STATS}")
+    return f"{LANDSCAPE_PREFIX}{stat}"

@@ -91,7 +91,7 @@ def fmt_summary(s: Summary, kind: str = "num") -> str:
         m = f"{s.mean:.0f}" if math.isfinite(s.mean) else "n/a"
         sd = f"{s.sd:.0f}" if math.isfinite(s.sd) else "n/a"
         return f"{m} ± {sd} (n={s.n})"
-    return f"{fmt(s.mean)} ± {fmt(s.sd, 2)} (n={s.n})"
+    return f"{fmt(s.mean)} ± {fmt(s.sd, 3)} (n={s.n})"
 
 
 def _pct(x: float, spec: str) -> str:

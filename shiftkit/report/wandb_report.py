@@ -26,7 +26,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from shiftkit.records import GLOBAL_STEP, VAL_ACC, shift_key
-from shiftkit.records.names import LANDSCAPE_KEYS, grad_ics_key, parse_grad_ics_key
+from shiftkit.records.names import grad_ics_key, landscape_key, parse_grad_ics_key
 from shiftkit.report.claims.base import NOT_RUN, ClaimOutcome, Figure
 from shiftkit.report.cohort import Cohort, metric_columns, site_order
 from shiftkit.report.markdown import claims_table
@@ -184,7 +184,7 @@ def line_plots(wr, claim_id: str, cohort: Cohort, stats: Sequence[str]) -> list:
                                           y=[grad_ics_key(layer, stat)], groupby_aggfunc="mean",
                                           groupby_rangefunc="stddev", title_x="step"))  # fmt: skip
     if claim_id == "C7":
-        for key in LANDSCAPE_KEYS:
+        for key in map(landscape_key, ("loss_range", "grad_pred_max", "grad_pred_min", "beta_smooth")):
             panels.append(wr.LinePlot(title=key, x=GLOBAL_STEP, y=[key], log_y=True, groupby_aggfunc="mean",
                                       groupby_rangefunc="stddev", title_x="step"))  # fmt: skip
     return panels

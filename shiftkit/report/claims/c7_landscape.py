@@ -16,7 +16,7 @@ import math
 
 import pandas as pd
 
-from shiftkit.records.names import LANDSCAPE_KEYS, LANDSCAPE_PREFIX
+from shiftkit.records.names import LANDSCAPE_PREFIX, LANDSCAPE_STATS, landscape_key
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
 from shiftkit.report.claims.common import Pairs, min_n, vs, with_norm
 from shiftkit.report.cohort import Cohort, describe_setup
@@ -25,7 +25,7 @@ from shiftkit.report.summary import clearly_greater, fmt, summarize
 EARLY_FRACTION = 0.5
 JUDGED = ("loss_range", "grad_pred_max", "beta_smooth")
 FIGURE = "C7_landscape.png"
-_NAMES = tuple(k[len(LANDSCAPE_PREFIX):] for k in LANDSCAPE_KEYS)
+_KEYS = tuple(landscape_key(s) for s in LANDSCAPE_STATS)
 
 
 def landscape_long(pairs: Pairs, label: str) -> pd.DataFrame:
@@ -35,14 +35,14 @@ def landscape_long(pairs: Pairs, label: str) -> pd.DataFrame:
         m = run.metrics
         if m is None:
             continue
-        cols = [k for k in LANDSCAPE_KEYS if k in m.columns]
+        cols = [k for k in _KEYS if k in m.columns]
         if not cols:
             continue
         part = m[["step", *cols]].dropna(subset=cols, how="all")
         part = part.rename(columns={k: k[len(LANDSCAPE_PREFIX):] for k in cols})
         frames.append(part.assign(label=label, seed=f.seed))
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["label", "seed", "step"])
-    for name in _NAMES:
+    for name in LANDSCAPE_STATS:
         if name not in df.columns:
             df[name] = float("nan")
     return df
@@ -53,7 +53,7 @@ def early_means(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (label, seed), g in df.groupby(["label", "seed"]):
         early = g[g["step"] <= EARLY_FRACTION * g["step"].max()]
-        rows.append(dict(label=label, seed=seed, **{n: early[n].mean() for n in _NAMES}))
+        rows.append(dict(label=label, seed=seed, **{n: early[n].mean() for n in LANDSCAPE_STATS}))
     return pd.DataFrame(rows)
 
 

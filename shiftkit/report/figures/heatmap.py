@@ -42,9 +42,11 @@ def plot_shift_heatmap(df: pd.DataFrame, path: Path, *, stat: str, sites: list[s
     else:
         vmax = float(finite.max()) if finite.size else 1.0
         norm, cmap, scale = mpl.colors.Normalize(0.0 if finite.size and finite.min() >= 0 else None, vmax or 1.0), SEQ_CMAP, "linear"
-    ncols = min(MAX_COLS, max(1, len(labels)))
+    ncols = 2 if len(labels) == 4 else min(MAX_COLS, max(1, len(labels)))
     nrows = math.ceil(max(1, len(labels)) / ncols)
-    fig, axes = subplots(nrows, ncols, w=5.0, h=0.32 * len(sites) + 1.6, sharey=True, layout="constrained")
+    fig, axes = subplots(nrows, ncols, w=5.0, h=0.32 * len(sites) + 1.6, sharey=True)
+    # Manual layout: constrained layout costs seconds per figure.
+    fig.subplots_adjust(left=0.2 if ncols == 1 else 0.12, right=0.88, top=0.9, bottom=0.12, wspace=0.08, hspace=0.35)
     mesh = None
     for k, ax in enumerate(axes.flat):
         if k >= len(labels):
@@ -68,6 +70,6 @@ def plot_shift_heatmap(df: pd.DataFrame, path: Path, *, stat: str, sites: list[s
         ax.set(xlabel=STEP_LABEL, title=label)
     axes[0, 0].set_ylabel("monitored site (input side on top)")
     if mesh is not None:
-        cbar = fig.colorbar(mesh, ax=axes.ravel().tolist(), shrink=0.9)
+        cbar = fig.colorbar(mesh, cax=fig.add_axes([0.9, 0.15, 0.012, 0.7]))
         cbar.set_label(stat_label(stat) + (" (log scale)" if scale == "log" else "") + ", mean over seeds")
     return save(fig, path, dpi, title=title, tight_layout=False)

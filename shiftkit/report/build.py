@@ -20,7 +20,7 @@ from shiftkit.records.atomic import atomic_write_bytes
 from shiftkit.report.claims.base import INCONCLUSIVE, NOT_RUN, ClaimOutcome, Context, Figure
 from shiftkit.report.claims.registry import CLAIMS, CLAIMS_BY_ID, CLAIMS_BY_RECIPE
 from shiftkit.report.cohort import (Cohort, accuracy_long, activation_sites, describe_setup, group_cohorts,
-                                    history_long, late_mean, site_order)
+                                    history_long, late_site_means, site_order)
 from shiftkit.report.facts import steps_to_target
 from shiftkit.report.markdown import claim_section, claims_table, figure_md, rules_section
 from shiftkit.report.summary import MIN_SEEDS
@@ -236,12 +236,16 @@ def results_table(cohorts: dict[str, Cohort], outcomes: list[ClaimOutcome], ctx:
             h = run.history
             if h is not None and ctx.stat in h.columns:
                 row[f"mean_{ctx.stat}"] = float(h.groupby("step")[ctx.stat].mean().mean())
-            if h is not None and "sat_frac" in h.columns and h["sat_frac"].notna().any():
-                row["late_sat_frac"] = float(h.groupby("site").apply(lambda g: late_mean(g, "sat_frac")).mean())
+            late_sat = late_site_means(h, "sat_frac")
+            if len(late_sat):
+                row["late_sat_frac"] = float(late_sat.mean())
             row.update(per_run.get(f.path, {}))
             row["path"] = _relative(f.path, relative_to)
             rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    claim_cols = sorted(c for c in df.columns if ":" in c)
+    first = [c for c in df.columns if c not in claim_cols and c != "path"]
+    return df[first + claim_cols + ["path"]] if len(df) else df
 
 
 def _relative(path: str, roots: Sequence[Path]) -> str:
@@ -284,9 +288,10 @@ def write_readme(out: Path, title: str, command: str, cohorts: dict[str, Cohort]
     if few:
         parts += [f"⚠ Fewer than {MIN_SEEDS} seeds: " + ", ".join(f"{o.claim.id} (n={o.min_seeds})" for o in few)
                   + " — these verdicts rest on too few seeds to be trusted.", ""]  # fmt: skip
-    parts += ["*Measured*: mean ± sample sd over seeds (n = seeds). *Reproduced*: **yes** = every check of "
-              "the claim's decision rule passed, **partly** = some did, **no** = none did "
-              "(see [Decision rules](#decision-rules)).", ""]  # fmt: skip
+    if outcomes:
+        parts += ["*Measured*: mean ± sample sd over seeds (n = seeds). *Reproduced*: **yes** = every check of "
+                  "the claim's decision rule passed, **partly** = some did, **no** = none did "
+                  "(see [Decision rules](#decision-rules)).", ""]  # fmt: skip
     for o in outcomes:
         parts += [claim_section(o, recipe_figures.get(o.claim.recipe, [])), ""]
     for recipe in other:

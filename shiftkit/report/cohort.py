@@ -165,13 +165,14 @@ def activation_sites(history: pd.DataFrame | None) -> list[str]:
     return list(dict.fromkeys(history.loc[mask, "site"].astype(str)))
 
 
-def late_mean(series: pd.DataFrame, col: str, frac: float = 0.1) -> float:
-    """Mean of ``col`` over the rows with ``step >= (1 - frac) * last step`` (finite values only)."""
-    s = series[["step", col]].dropna()
-    if not len(s):
-        return float("nan")
-    late = s[s["step"] >= (1.0 - frac) * s["step"].max()]
-    return float(late[col].mean())
+def late_site_means(history: pd.DataFrame | None, col: str, frac: float = 0.1) -> pd.Series:
+    """Per site (in network order), the mean of ``col`` over the measurements with
+    ``step >= (1 - frac) x`` that site's last step with a finite value (finite values only)."""
+    if history is None or col not in history.columns:
+        return pd.Series(dtype=float)
+    d = history[["site", "step", col]].dropna()
+    last = d.groupby("site", sort=False)["step"].transform("max")
+    return d[d["step"] >= (1.0 - frac) * last].groupby("site", sort=False)[col].mean()
 
 
 def metric_columns(run: Run, parse: Callable[[str], tuple[str, str] | None]) -> dict[tuple[str, str], str]:
@@ -211,7 +212,7 @@ def describe_setup(cohort: Cohort) -> str:
     text = ", ".join(parts) if parts else "config not recorded"
     if varied:
         text += "; varied: " + "; ".join(varied)
-    return f"{text}; {len(cohort.variants())} variants x {n_seeds} seeds"
+    return f"{text}; {len(cohort.variants())} variants × {n_seeds} seeds"
 
 
 def _data_name(cfg: dict) -> str | None:

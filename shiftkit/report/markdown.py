@@ -24,6 +24,8 @@ def status_cell(o: ClaimOutcome) -> str:
 
 
 def claims_table(outcomes: list[ClaimOutcome]) -> str:
+    if not outcomes:
+        return "No claim of the registry has runs in these records (see `--claims`)."
     lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
     for o in outcomes:
         c = o.claim
@@ -38,7 +40,7 @@ def claims_table(outcomes: list[ClaimOutcome]) -> str:
 
 
 def figure_md(fig: Figure) -> str:
-    return f"![{fig.caption}]({fig.file})\n\n*{fig.caption}*"
+    return f"![{fig.file.rsplit('.', 1)[0]}]({fig.file})\n\n*{fig.caption}*"
 
 
 def claim_section(o: ClaimOutcome, recipe_figures: list[Figure]) -> str:
@@ -68,6 +70,8 @@ def claim_section(o: ClaimOutcome, recipe_figures: list[Figure]) -> str:
 
 
 def rules_section(outcomes: list[ClaimOutcome]) -> str:
+    if not outcomes:
+        return ""
     parts = ["## Decision rules", "",
              "Every claim is decided by the rule below, applied to the records by "
              "`shiftkit.report.claims` (each rule is the docstring of the module that applies it). "

@@ -84,6 +84,8 @@ def fmt_summary(s: Summary, kind: str = "num") -> str:
         >>> fmt_summary(Summary(433.3, 57.7, 3), "steps")
         '433 ± 58 (n=3)'
     """
+    if math.isfinite(s.sd) and s.sd <= 1e-12 * max(1.0, abs(s.mean)):
+        s = Summary(s.mean, 0.0, s.n)  # rounding noise of equal values, not a spread
     if kind == "acc":
         m, sd = _pct(s.mean, ".2f"), _pct(s.sd, ".2f")
         return f"{m} ± {sd} % (n={s.n})"

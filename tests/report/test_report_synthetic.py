@@ -63,6 +63,11 @@ def test_results_csv_has_one_row_per_run_with_the_records_numbers(full_report, s
         assert len(row) == 1
         assert row["final_acc"].iloc[0] == pytest.approx(rec["metrics"]["test/acc"], rel=1e-9)
         assert bool(row["diverged"].iloc[0]) == rec["diverged"]
+    # The per-run numbers a claim used are columns of results.csv and average to the table's.
+    c1 = measured(claims_rows(full_report.readme.read_text())["C1"])
+    (quantity,) = [q for q in c1 if q.startswith("acc @ step")]
+    bn = results[(results["recipe"] == "mnist_fig1") & (results["variant"] == "bn")]
+    assert 100 * bn["C1:early_acc"].mean() == pytest.approx(c1[quantity]["BN"][0], abs=0.006)
     meta = json.loads((full_report.out_dir / "report.json").read_text())
     assert meta["n_runs"] == 96 and meta["recipes"] == sorted(RECIPES)
     assert [c["status"] for c in meta["claims"]] == ["yes"] * 8

@@ -3,7 +3,7 @@
 Decision rule (four checks; yes = all pass, no = none, partly otherwise):
 
 1. *early accuracy*: at the early step -- the first logged accuracy step at or after
-   :data:`EARLY_FRACTION` of the longest run's last accuracy step -- BN's accuracy (each run's
+   a fraction :data:`EARLY_FRACTION` of the longest run's last accuracy step -- BN's accuracy (each run's
    last value logged at or before that step) is clearly greater than no BN's (mean difference
    larger than both seed spreads);
 2. *steps to target*: every BN seed reaches the target accuracy (the runs' ``target_accuracy``,
@@ -84,13 +84,18 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
 
     # (a) accuracy at the early step, and steps to target.
     t0 = early_step(acc)
-    a_bn = summarize(accuracy_at(r, t0) for r, _ in bn)
-    a_plain = summarize(accuracy_at(r, t0) for r, _ in plain)
+    early = {f.path: accuracy_at(r, t0) for r, f in plain + bn}
+    a_bn, a_plain = (summarize(early[f.path] for _, f in g) for g in (bn, plain))
+    for path, value in early.items():
+        out.record(path, "early_acc", value)
     out.checks.append(Check(f"BN more accurate at step {fmt(t0)}", clearly_greater(a_bn, a_plain)))
     out.measured.append(vs(f"acc @ step {fmt(t0)}", "BN", a_bn, "no BN", a_plain, "acc"))
     target = cohort.target_accuracy(ctx.target)
     if math.isfinite(target):
         s_bn, s_plain = steps_summary(bn, target), steps_summary(plain, target)
+        for group, s in ((bn, s_bn), (plain, s_plain)):
+            for (_, f), value in zip(group, s.values):
+                out.record(f.path, "steps_to_target", value)
         out.checks.append(Check(f"BN reaches {100 * target:g}% sooner", sooner(s_bn, s_plain)))
         out.measured.append(f"steps to {100 * target:g}%: BN {s_bn.text()} vs no BN {s_plain.text()}")
     else:
@@ -100,6 +105,9 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
     drifts = {}
     for name, group in (("no BN", plain), ("BN", bn)):
         values = [drift(percentile_band(r.history, last_sigmoid_site(r.history))) for r, _ in group]
+        for (_, f), (med, spr) in zip(group, values):
+            out.record(f.path, "median_drift", med)
+            out.record(f.path, "spread_drift", spr)
         drifts[name] = (summarize(v[0] for v in values), summarize(v[1] for v in values))
     site = next((s for r, _ in plain + bn if (s := last_sigmoid_site(r.history))), None)
     if site is None:

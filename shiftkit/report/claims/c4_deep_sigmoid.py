@@ -1,8 +1,8 @@
 """C4, saturating nonlinearities: a deep sigmoid network trains with BN, and saturates less.
 
 Per run and per sigmoid input (the sites with a saturation fraction), the *late saturation* is
-the mean of ``sat_frac`` over the measurements at or after 90% of the run's last measured step
-(:func:`~shiftkit.report.cohort.late_mean`, ``frac=0.1``); a run's saturation is the mean of that
+the mean of ``sat_frac`` over the measurements at or after 90% of that site's last measured step
+(:func:`~shiftkit.report.cohort.late_site_means`, ``frac=0.1``); a run's saturation is the mean of that
 over its sigmoid layers.
 
 Decision rule (yes = both pass, no = neither, partly otherwise):
@@ -17,7 +17,7 @@ import pandas as pd
 
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
 from shiftkit.report.claims.common import Pairs, acc_summary, min_n, vs, with_norm
-from shiftkit.report.cohort import Cohort, accuracy_long, describe_setup, late_mean, saturating_sites
+from shiftkit.report.cohort import Cohort, accuracy_long, describe_setup, late_site_means
 from shiftkit.report.summary import clearly_greater, fmt_summary, summarize
 
 LATE_FRACTION = 0.1
@@ -25,14 +25,12 @@ FIGURE = "C4_saturation.png"
 
 
 def saturation_table(pairs: Pairs, label: str) -> pd.DataFrame:
-    """``label, seed, layer, site, sat_frac`` (late mean) for each sigmoid input of each run."""
+    """``label, seed, path, layer, site, sat_frac`` (late mean) for each sigmoid input of each run."""
     rows = []
     for run, f in pairs:
-        for i, site in enumerate(saturating_sites(run.history), start=1):
-            series = run.history[run.history["site"] == site]
-            rows.append(dict(label=label, seed=f.seed, layer=i, site=site,
-                             sat_frac=late_mean(series, "sat_frac", LATE_FRACTION)))  # fmt: skip
-    return pd.DataFrame(rows, columns=["label", "seed", "layer", "site", "sat_frac"])
+        for i, (site, sat) in enumerate(late_site_means(run.history, "sat_frac", LATE_FRACTION).items(), start=1):
+            rows.append(dict(label=label, seed=f.seed, path=f.path, layer=i, site=site, sat_frac=sat))
+    return pd.DataFrame(rows, columns=["label", "seed", "path", "layer", "site", "sat_frac"])
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
@@ -47,7 +45,9 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
     out.measured.append(vs("final acc", "BN", a_bn, "no BN", a_plain, "acc"))
     sat = pd.concat([saturation_table(plain, "no BN"), saturation_table(bn, "BN")], ignore_index=True)
     if len(sat):
-        per_run = sat.groupby(["label", "seed"])["sat_frac"].mean()
+        per_run = sat.groupby(["label", "path"])["sat_frac"].mean()
+        for (_, path), value in per_run.items():
+            out.record(path, "late_sat_frac", value)
         s_plain = summarize(per_run.get("no BN", pd.Series(dtype=float)))
         s_bn = summarize(per_run.get("BN", pd.Series(dtype=float)))
         out.checks.append(Check("saturation larger without BN", clearly_greater(s_plain, s_bn)))

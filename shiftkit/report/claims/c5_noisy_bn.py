@@ -55,7 +55,10 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
         out.notes.append(f"C5 needs all four variants; missing: {', '.join(missing)}.")
     sites = common_sites([p for g in present.values() for p in g])
     acc = {k: acc_summary(g) for k, g in groups.items()}
-    shift = {k: summarize(shift_series(r, sites, ctx.stat)["value"].mean() for r, _ in g) for k, g in groups.items()}
+    per_run = {f.path: shift_series(r, sites, ctx.stat)["value"].mean() for g in groups.values() for r, f in g}
+    shift = {k: summarize(per_run[f.path] for _, f in g) for k, g in groups.items()}
+    for path, value in per_run.items():
+        out.record(path, f"mean_{ctx.stat}", value)
     out.checks.append(Check("noisy BN about as accurate as BN", within(acc["noisy BN"], acc["BN"], ACC_TOLERANCE)))
     out.checks.append(Check("noisy BN shifts more than plain", clearly_greater(shift["noisy BN"], shift["plain"])))
     out.checks.append(Check("noise stops the plain net", clearly_greater(acc["plain"], acc["noisy plain"], ACC_TOLERANCE)))

@@ -33,7 +33,7 @@ def grad_ics_long(pairs: Pairs, label: str) -> pd.DataFrame:
             stats = {stat: col for (lay, stat), col in cols.items() if lay == layer}
             part = run.metrics[["step", *stats.values()]].rename(columns={c: s for s, c in stats.items()})
             part = part.dropna(subset=list(stats), how="all")
-            frames.append(part.assign(label=label, seed=f.seed, layer=layer))
+            frames.append(part.assign(label=label, seed=f.seed, path=f.path, layer=layer))
     if not frames:
         return pd.DataFrame(columns=["label", "seed", "layer", "step", "l2", "cos"])
     df = pd.concat(frames, ignore_index=True)
@@ -54,7 +54,9 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
     layers = [lay for lay in dict.fromkeys(df["layer"]) if set(df.loc[df["layer"] == lay, "label"]) == {"no BN", "BN"}]
     if not layers:
         out.notes.append("No grad_ics/{layer}/l2 series in both variants' metrics.csv.")
-    per_run = df.groupby(["label", "layer", "seed"])[["l2", "cos"]].mean()
+    per_run = df.groupby(["label", "layer", "path"])[["l2", "cos"]].mean()
+    for (_, layer, path), row in per_run.iterrows():
+        out.record(path, f"{layer}/l2", row["l2"])
     lines = ["| layer | no BN ‖G−G′‖ | BN ‖G−G′‖ | no BN cos | BN cos |", "|---|---|---|---|---|"]
     for layer in layers:
         s = {(lab, stat): summarize(per_run.loc[(lab, layer), stat]) for lab in ("no BN", "BN") for stat in ("l2", "cos")}

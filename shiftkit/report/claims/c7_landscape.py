@@ -2,7 +2,7 @@
 effective beta-smoothness are smaller with BN early in training.
 
 Per run, each quantity is averaged over the *early window*: the logged steps at or before
-:data:`EARLY_FRACTION` of the run's last landscape step. Gradient predictiveness is judged on
+a fraction :data:`EARLY_FRACTION` of the run's last landscape step. Gradient predictiveness is judged on
 ``grad_pred_max`` (the upper envelope the paper shades).
 
 Decision rule (yes = all three pass, no = none, partly otherwise): for ``loss_range``,
@@ -29,7 +29,7 @@ _KEYS = tuple(landscape_key(s) for s in LANDSCAPE_STATS)
 
 
 def landscape_long(pairs: Pairs, label: str) -> pd.DataFrame:
-    """``label, seed, step`` and the landscape quantities (short names) of each run."""
+    """``label, seed, path, step`` and the landscape quantities (short names) of each run."""
     frames = []
     for run, f in pairs:
         m = run.metrics
@@ -40,8 +40,8 @@ def landscape_long(pairs: Pairs, label: str) -> pd.DataFrame:
             continue
         part = m[["step", *cols]].dropna(subset=cols, how="all")
         part = part.rename(columns={k: k[len(LANDSCAPE_PREFIX):] for k in cols})
-        frames.append(part.assign(label=label, seed=f.seed))
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["label", "seed", "step"])
+        frames.append(part.assign(label=label, seed=f.seed, path=f.path))
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["label", "seed", "path", "step"])
     for name in LANDSCAPE_STATS:
         if name not in df.columns:
             df[name] = float("nan")
@@ -49,11 +49,11 @@ def landscape_long(pairs: Pairs, label: str) -> pd.DataFrame:
 
 
 def early_means(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (label, seed): the mean of each quantity over steps <= EARLY_FRACTION x the run's last step."""
+    """Per (label, run path): the mean of each quantity over steps <= EARLY_FRACTION x the run's last step."""
     rows = []
-    for (label, seed), g in df.groupby(["label", "seed"]):
+    for (label, path), g in df.groupby(["label", "path"]):
         early = g[g["step"] <= EARLY_FRACTION * g["step"].max()]
-        rows.append(dict(label=label, seed=seed, **{n: early[n].mean() for n in LANDSCAPE_STATS}))
+        rows.append(dict(label=label, path=path, **{n: early[n].mean() for n in LANDSCAPE_STATS}))
     return pd.DataFrame(rows)
 
 
@@ -69,6 +69,9 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
         out.notes.append("No landscape/* series in the runs' metrics.csv.")
         return finish(out)
     early = early_means(df)
+    for _, row in early.iterrows():
+        for name in JUDGED:
+            out.record(row["path"], f"early_{name}", row[name])
     for name in JUDGED:
         p = summarize(early.loc[early["label"] == "no BN", name])
         b = summarize(early.loc[early["label"] == "BN", name])

@@ -4,7 +4,7 @@ censoring, and the measured-line formats."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shiftkit.records import Run
 from shiftkit.report.cohort import Cohort
@@ -32,6 +32,8 @@ class StepsToTarget:
     summary: Summary
     reached: int
     n: int
+    values: list[float] = field(default_factory=list)
+    """Per run, in the order of the runs given (censored values included)."""
 
     @property
     def all_reached(self) -> bool:
@@ -54,7 +56,7 @@ def steps_summary(pairs: Pairs, target: float) -> StepsToTarget:
             curve, _ = accuracy_curve(run)
             s = float(curve["step"].iloc[-1]) if len(curve) else f.steps
         values.append(s)
-    return StepsToTarget(summarize(values), reached, len(pairs))
+    return StepsToTarget(summarize(values), reached, len(pairs), values)
 
 
 def sooner(a: StepsToTarget, b: StepsToTarget) -> bool | None:

@@ -53,6 +53,7 @@ def grid_table(grid: pd.DataFrame, knob: str) -> str:
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for _, c in grid.iterrows():
         acc = "n/a" if not math.isfinite(c["acc_mean"]) else f"{100 * c['acc_mean']:.2f} ± {fmt(100 * c['acc_sd'], 2)}"
+        steps = f"{c['steps_mean']:.0f}" if math.isfinite(c["steps_mean"]) else "n/a"
         lines.append(f"| {c['row']} | {c['col']:g} | {c['n']} | {c['n_diverged']} | {acc} | "
-                     f"{fmt(c['steps_mean'])} | {c['n_reached']}/{c['n'] - c['n_diverged']} |")  # fmt: skip
+                     f"{steps} | {c['n_reached']}/{c['n'] - c['n_diverged']} |")  # fmt: skip
     return "\n".join(lines)

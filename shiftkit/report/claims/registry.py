@@ -5,6 +5,7 @@ is that module's docstring, so the rule that is documented is the rule that runs
 from __future__ import annotations
 
 import inspect
+import re
 
 from shiftkit.report.claims import (
     c1_fig1,
@@ -23,9 +24,14 @@ SANTURKAR = "Santurkar et al. 2018"
 
 
 def _rule(module) -> str:
-    """The module docstring without its first paragraph (the claim's one-line summary)."""
+    """The module docstring without its first paragraph (the claim's one-line summary), as Markdown:
+    ``:data:`NAME``` becomes the constant's value in the module, so the printed rule states the
+    threshold the code uses; other reST roles become code spans."""
     doc = inspect.getdoc(module) or ""
-    return doc.split("\n\n", 1)[1] if "\n\n" in doc else doc
+    doc = doc.split("\n\n", 1)[1] if "\n\n" in doc else doc
+    doc = re.sub(r":data:`(\w+)`", lambda m: f"{getattr(module, m[1])!r}", doc)
+    doc = re.sub(r":(?:mod|func|class|attr):`~?\.?([\w.]+)`", lambda m: f"`{m[1].rsplit('.', 1)[-1]}`", doc)
+    return doc.replace("``", "`").replace(" -- ", " — ")
 
 
 CLAIMS: tuple[Claim, ...] = (

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
-from shiftkit.report.claims.common import min_n, sooner, steps_summary, vs, with_norm
-from shiftkit.report.cohort import Cohort, accuracy_long, describe_setup, saturating_sites
+from shiftkit.report.claims.common import plain_and_bn, sooner, start, steps_summary, vs
+from shiftkit.report.cohort import Cohort, accuracy_long, saturating_sites
 from shiftkit.report.facts import accuracy_at
 from shiftkit.report.summary import clearly_greater, fmt, summarize
 
@@ -73,12 +73,10 @@ def early_step(acc: pd.DataFrame) -> float:
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
-    out = ClaimOutcome(claim, "", setup=describe_setup(cohort))
-    plain, bn = with_norm(cohort, "none"), with_norm(cohort, "batch")
-    out.min_seeds = min_n(plain, bn)
-    if not plain or not bn:
-        out.notes.append("C1 needs runs with norm 'none' and with norm 'batch'.")
+    out = start(claim, cohort)
+    if (groups := plain_and_bn(cohort, out)) is None:
         return finish(out)
+    plain, bn = groups
     labels = {f.variant: "no BN" for _, f in plain} | {f.variant: "BN" for _, f in bn}
     acc = accuracy_long(plain + bn, labels)
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import math
 
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, finish
-from shiftkit.report.claims.common import min_n, sooner, steps_summary
+from shiftkit.report.claims.common import min_n, sooner, start, steps_summary
 from shiftkit.report.claims.grids import cells, grid_figure, grid_table
-from shiftkit.report.cohort import Cohort, describe_setup
+from shiftkit.report.cohort import Cohort
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
-    out = ClaimOutcome(claim, "", setup=describe_setup(cohort))
+    out = start(claim, cohort)
     target = cohort.target_accuracy(ctx.target)
     grid, members = cells(cohort, "lr_multiplier", target)
     out.min_seeds = min_n(*members.values()) if members else 0

@@ -15,13 +15,13 @@ from __future__ import annotations
 import math
 
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, finish
-from shiftkit.report.claims.common import min_n
+from shiftkit.report.claims.common import min_n, start
 from shiftkit.report.claims.grids import cells, grid_figure, grid_table
-from shiftkit.report.cohort import Cohort, describe_setup
+from shiftkit.report.cohort import Cohort
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
-    out = ClaimOutcome(claim, "", setup=describe_setup(cohort))
+    out = start(claim, cohort)
     target = cohort.target_accuracy(ctx.target)
     chance = cohort.facts[0].chance if cohort.facts else 0.1
     threshold = target if math.isfinite(target) else chance + 0.5 * (1 - chance)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import pandas as pd
 
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
-from shiftkit.report.claims.common import Pairs, acc_summary, min_n, vs, with_norm
-from shiftkit.report.cohort import Cohort, accuracy_long, describe_setup, late_site_means
+from shiftkit.report.claims.common import Pairs, acc_summary, plain_and_bn, start, vs
+from shiftkit.report.cohort import Cohort, accuracy_long, late_site_means
 from shiftkit.report.summary import clearly_greater, fmt_summary, summarize
 
 LATE_FRACTION = 0.1
@@ -34,12 +34,10 @@ def saturation_table(pairs: Pairs, label: str) -> pd.DataFrame:
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
-    out = ClaimOutcome(claim, "", setup=describe_setup(cohort))
-    plain, bn = with_norm(cohort, "none"), with_norm(cohort, "batch")
-    out.min_seeds = min_n(plain, bn)
-    if not plain or not bn:
-        out.notes.append("C4 needs runs with norm 'none' and with norm 'batch'.")
+    out = start(claim, cohort)
+    if (groups := plain_and_bn(cohort, out)) is None:
         return finish(out)
+    plain, bn = groups
     a_bn, a_plain = acc_summary(bn), acc_summary(plain)
     out.checks.append(Check("BN more accurate", clearly_greater(a_bn, a_plain)))
     out.measured.append(vs("final acc", "BN", a_bn, "no BN", a_plain, "acc"))

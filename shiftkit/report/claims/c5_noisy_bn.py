@@ -20,8 +20,8 @@ from __future__ import annotations
 import pandas as pd
 
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
-from shiftkit.report.claims.common import Pairs, acc_summary, min_n, vs, with_norm
-from shiftkit.report.cohort import Cohort, accuracy_long, describe_setup
+from shiftkit.report.claims.common import Pairs, acc_summary, min_n, start, vs, with_norm
+from shiftkit.report.cohort import Cohort, accuracy_long
 from shiftkit.report.summary import clearly_greater, fmt_summary, summarize, within
 
 ACC_TOLERANCE = 0.02
@@ -46,7 +46,7 @@ def shift_series(run, sites: set[str], stat: str) -> pd.DataFrame:
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
-    out = ClaimOutcome(claim, "", setup=describe_setup(cohort))
+    out = start(claim, cohort)
     groups = {label: with_norm(cohort, norm) for norm, label in VARIANTS}
     present = {k: v for k, v in groups.items() if v}
     out.min_seeds = min_n(*groups.values())

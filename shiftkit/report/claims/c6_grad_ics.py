@@ -17,8 +17,8 @@ import pandas as pd
 
 from shiftkit.records.names import parse_grad_ics_key
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
-from shiftkit.report.claims.common import Pairs, acc_summary, min_n, vs, with_norm
-from shiftkit.report.cohort import Cohort, describe_setup, metric_columns
+from shiftkit.report.claims.common import Pairs, acc_summary, plain_and_bn, start, vs
+from shiftkit.report.cohort import Cohort, metric_columns
 from shiftkit.report.summary import clearly_greater, fmt_summary, summarize
 
 FIGURE = "C6_grad_ics.png"
@@ -44,12 +44,10 @@ def grad_ics_long(pairs: Pairs, label: str) -> pd.DataFrame:
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
-    out = ClaimOutcome(claim, "", setup=describe_setup(cohort))
-    plain, bn = with_norm(cohort, "none"), with_norm(cohort, "batch")
-    out.min_seeds = min_n(plain, bn)
-    if not plain or not bn:
-        out.notes.append("C6 needs runs with norm 'none' and with norm 'batch'.")
+    out = start(claim, cohort)
+    if (groups := plain_and_bn(cohort, out)) is None:
         return finish(out)
+    plain, bn = groups
     df = pd.concat([grad_ics_long(plain, "no BN"), grad_ics_long(bn, "BN")], ignore_index=True)
     layers = [lay for lay in dict.fromkeys(df["layer"]) if set(df.loc[df["layer"] == lay, "label"]) == {"no BN", "BN"}]
     if not layers:

@@ -18,8 +18,8 @@ import pandas as pd
 
 from shiftkit.records.names import LANDSCAPE_PREFIX, LANDSCAPE_STATS, landscape_key
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
-from shiftkit.report.claims.common import Pairs, min_n, vs, with_norm
-from shiftkit.report.cohort import Cohort, describe_setup
+from shiftkit.report.claims.common import Pairs, plain_and_bn, start, vs
+from shiftkit.report.cohort import Cohort
 from shiftkit.report.summary import clearly_greater, fmt, summarize
 
 EARLY_FRACTION = 0.5
@@ -58,12 +58,10 @@ def early_means(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
-    out = ClaimOutcome(claim, "", setup=describe_setup(cohort))
-    plain, bn = with_norm(cohort, "none"), with_norm(cohort, "batch")
-    out.min_seeds = min_n(plain, bn)
-    if not plain or not bn:
-        out.notes.append("C7 needs runs with norm 'none' and with norm 'batch'.")
+    out = start(claim, cohort)
+    if (groups := plain_and_bn(cohort, out)) is None:
         return finish(out)
+    plain, bn = groups
     df = pd.concat([landscape_long(plain, "no BN"), landscape_long(bn, "BN")], ignore_index=True)
     if not len(df):
         out.notes.append("No landscape/* series in the runs' metrics.csv.")

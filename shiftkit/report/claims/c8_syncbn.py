@@ -22,7 +22,8 @@ from __future__ import annotations
 import pandas as pd
 
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish, mark
-from shiftkit.report.cohort import Cohort, describe_setup
+from shiftkit.report.claims.common import start
+from shiftkit.report.cohort import Cohort
 from shiftkit.report.summary import clearly_greater, fmt_summary, summarize, within
 
 SMALL, LARGE = 4, 16
@@ -32,7 +33,7 @@ FIGURE = "C8_syncbn.png"
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
-    out = ClaimOutcome(claim, "", setup=describe_setup(cohort))
+    out = start(claim, cohort)
     local = pd.DataFrame([dict(per_device_batch=f.per_device_batch, global_batch=f.global_batch, seed=f.seed,
                                acc=f.acc_or_chance) for f in cohort.facts if f.norm == "batch" and not f.synced],
                          columns=["per_device_batch", "global_batch", "seed", "acc"])  # fmt: skip

@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass, field
 
 from shiftkit.records import Run
-from shiftkit.report.cohort import Cohort
+from shiftkit.report.claims.base import Claim, ClaimOutcome
+from shiftkit.report.cohort import Cohort, describe_setup
 from shiftkit.report.facts import RunFacts, accuracy_curve, steps_to_target
 from shiftkit.report.summary import Summary, clearly_greater, fmt_summary, summarize
 
@@ -75,3 +76,19 @@ def vs(quantity: str, a_label: str, a: Summary, b_label: str, b: Summary, kind: 
 def min_n(*groups: Pairs) -> int:
     """Smallest number of seeds among the groups (0 if any is empty)."""
     return min((len({f.seed for _, f in g}) for g in groups), default=0)
+
+
+def start(claim: Claim, cohort: Cohort) -> ClaimOutcome:
+    """An outcome for ``claim`` with the setup of ``cohort``; the evaluator fills in the rest."""
+    return ClaimOutcome(claim, "", setup=describe_setup(cohort))
+
+
+def plain_and_bn(cohort: Cohort, out: ClaimOutcome) -> tuple[Pairs, Pairs] | None:
+    """The runs without BN (norm ``none``) and with BN (norm ``batch``); sets ``out.min_seeds``.
+    None, with a note, when either is missing."""
+    plain, bn = with_norm(cohort, "none"), with_norm(cohort, "batch")
+    out.min_seeds = min_n(plain, bn)
+    if not plain or not bn:
+        out.notes.append(f"{out.claim.id} needs runs with norm 'none' and with norm 'batch'.")
+        return None
+    return plain, bn

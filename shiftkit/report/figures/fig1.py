@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shiftkit.report.figures.style import ACC_LABEL, STEP_LABEL, mean_sd_line, no_data, palette, save, subplots
+from shiftkit.report.figures.style import STEP_LABEL, accuracy_panel, no_data, palette, save, subplots
 
 
 def plot_fig1(
@@ -37,12 +37,7 @@ def plot_fig1(
     for ax in axes[0, 2:]:  # the percentile panels share one y scale: "stays put" is visible
         ax.sharey(axes[0, 1])
     ax = axes[0, 0]
-    if len(acc):
-        mean_sd_line(ax, acc.assign(acc_pct=100 * acc["acc"]), "step", "acc_pct", "label", colours, order)
-        ax.legend(title=f"mean ± sd, {acc['seed'].nunique()} seeds")
-    else:
-        no_data(ax, "no accuracy logged")
-    ax.set(xlabel=STEP_LABEL, ylabel=ACC_LABEL, title="(a) accuracy vs step")
+    accuracy_panel(ax, acc, order, colours)
     letters = "bcdefgh"
     for i, (label, band) in enumerate(bands.items()):
         ax = axes[0, 1 + i]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shiftkit.report.figures.style import (ACC_LABEL, STEP_LABEL, mean_sd_line, no_data, palette, save,
+from shiftkit.report.figures.style import (STEP_LABEL, accuracy_panel, mean_sd_line, no_data, palette, save,
                                            spans_decades, stat_label, subplots)  # fmt: skip
 
 
@@ -22,12 +22,7 @@ def plot_noisy_bn(acc: pd.DataFrame, shift: pd.DataFrame, path: Path, *, order: 
     colours = palette(order)
     fig, axes = subplots(1, 2, w=5.2)
     ax = axes[0, 0]
-    if len(acc):
-        mean_sd_line(ax, acc.assign(acc_pct=100 * acc["acc"]), "step", "acc_pct", "label", colours, order)
-        ax.legend(title=f"mean ± sd, {acc['seed'].nunique()} seeds")
-    else:
-        no_data(ax)
-    ax.set(xlabel=STEP_LABEL, ylabel=ACC_LABEL, title="(a) accuracy vs step")
+    accuracy_panel(ax, acc, order, colours)
     ax = axes[0, 1]
     if len(shift):
         mean_sd_line(ax, shift, "step", "value", "label", colours, order)

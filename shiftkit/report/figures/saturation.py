@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import seaborn as sns
 
-from shiftkit.report.figures.style import ACC_LABEL, STEP_LABEL, mean_sd_line, no_data, palette, save, subplots
+from shiftkit.report.figures.style import accuracy_panel, no_data, palette, save, subplots
 
 
 def plot_saturation(acc: pd.DataFrame, sat: pd.DataFrame, path: Path, *, order: list[str],
@@ -24,12 +24,7 @@ def plot_saturation(acc: pd.DataFrame, sat: pd.DataFrame, path: Path, *, order: 
     colours = palette(order)
     fig, axes = subplots(1, 2, w=5.2)
     ax = axes[0, 0]
-    if len(acc):
-        mean_sd_line(ax, acc.assign(acc_pct=100 * acc["acc"]), "step", "acc_pct", "label", colours, order)
-        ax.legend(title=f"mean ± sd, {acc['seed'].nunique()} seeds")
-    else:
-        no_data(ax)
-    ax.set(xlabel=STEP_LABEL, ylabel=ACC_LABEL, title="(a) accuracy vs step")
+    accuracy_panel(ax, acc, order, colours)
     ax = axes[0, 1]
     if len(sat):
         sns.barplot(data=sat.assign(pct=100 * sat["sat_frac"]), x="layer", y="pct", hue="label",

@@ -118,3 +118,15 @@ def cell_edges(steps) -> np.ndarray:
         return np.array([steps[0] - 0.5, steps[0] + 0.5])
     mid = (steps[1:] + steps[:-1]) / 2
     return np.concatenate([[2 * steps[0] - mid[0]], mid, [2 * steps[-1] - mid[-1]]])
+
+
+def accuracy_panel(ax, acc, order: list[str], colours: dict, title: str | None = "(a) accuracy vs step") -> None:
+    """Held-out accuracy (%) vs step on ``ax``: mean and shaded sd over seeds per variant label.
+
+    ``acc`` has columns ``label, seed, step, acc`` (acc a fraction)."""
+    if len(acc):
+        mean_sd_line(ax, acc.assign(acc_pct=100 * acc["acc"]), "step", "acc_pct", "label", colours, order)
+        ax.legend(title=f"mean ± sd, {acc['seed'].nunique()} seeds", ncols=2 if len(order) > 6 else 1)
+    else:
+        no_data(ax, "no accuracy logged")
+    ax.set(xlabel=STEP_LABEL, ylabel=ACC_LABEL, title=title)

@@ -19,7 +19,7 @@ NORM_LABELS = {
     "batch": "BN",
     "syncbatch": "SyncBN",
     "noisy_batch": "noisy BN",
-    "noisy_none": "noisy, no BN",
+    "noisy_none": "noisy no BN",
     "layer": "LayerNorm",
     "group": "GroupNorm",
 }

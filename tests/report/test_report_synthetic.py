@@ -137,14 +137,14 @@ def test_c4_c5_numbers(full_report, synthetic_root):
         assert_summary(c4["final acc"][label], accs, scale=100, digits_tol=0.006)
 
     c5_cells = rows["C5"][3].split("<br>")
-    variants = {"plain": "plain", "BN": "bn", "noisy BN": "noisy_bn", "noisy plain": "noisy_plain"}
+    variants = {"no BN": "plain", "BN": "bn", "noisy BN": "noisy_bn", "noisy no BN": "noisy_plain"}
     hist = {k: [pd.read_csv(d / "shift_history.csv") for d in run_dirs(synthetic_root, "noisy_bn", v)] for k, v in variants.items()}
     common = set.intersection(*(set(h["site"]) for hs in hist.values() for h in hs))
     shift = {k: [h[h["site"].isin(common)].groupby("step")["kl_gauss"].mean().dropna().mean() for h in hs]
              for k, hs in hist.items()}  # fmt: skip
     line = measured([None, None, None, c5_cells[1]])["mean kl_gauss"]
     assert_summary(line["noisy BN"], shift["noisy BN"])
-    assert_summary(line["plain"], shift["plain"])
+    assert_summary(line["no BN"], shift["no BN"])
     acc = {k: [read_result(d)["metrics"]["test/acc"] for d in run_dirs(synthetic_root, "noisy_bn", v)] for k, v in variants.items()}
     first = measured([None, None, None, c5_cells[0]])["final acc"]
     assert_summary(first["noisy BN"], acc["noisy BN"], scale=100, digits_tol=0.006)

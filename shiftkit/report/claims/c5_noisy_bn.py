@@ -21,12 +21,13 @@ import pandas as pd
 
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
 from shiftkit.report.claims.common import Pairs, acc_summary, min_n, start, vs, with_norm
-from shiftkit.report.cohort import Cohort, accuracy_long
+from shiftkit.report.cohort import NORM_LABELS, Cohort, accuracy_long
 from shiftkit.report.summary import clearly_greater, fmt_summary, summarize, within
 
 ACC_TOLERANCE = 0.02
 """Two points of accuracy: "about as well" and "clearly worse" for C5."""
-VARIANTS = (("none", "plain"), ("batch", "BN"), ("noisy_batch", "noisy BN"), ("noisy_none", "noisy plain"))
+VARIANTS = tuple((norm, NORM_LABELS[norm]) for norm in ("none", "batch", "noisy_batch", "noisy_none"))
+"""The four variants and their labels: no BN (plain), BN, noisy BN, noisy no BN (noisy plain)."""
 FIGURE = "C5_noisy_bn.png"
 
 
@@ -59,12 +60,13 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
     shift = {k: summarize(per_run[f.path] for _, f in g) for k, g in groups.items()}
     for path, value in per_run.items():
         out.record(path, f"mean_{ctx.stat}", value)
+    plain, noisy_plain = NORM_LABELS["none"], NORM_LABELS["noisy_none"]
     out.checks.append(Check("noisy BN about as accurate as BN", within(acc["noisy BN"], acc["BN"], ACC_TOLERANCE)))
-    out.checks.append(Check("noisy BN shifts more than plain", clearly_greater(shift["noisy BN"], shift["plain"])))
-    out.checks.append(Check("noise stops the plain net", clearly_greater(acc["plain"], acc["noisy plain"], ACC_TOLERANCE)))
+    out.checks.append(Check("noisy BN shifts more than no BN", clearly_greater(shift["noisy BN"], shift[plain])))
+    out.checks.append(Check("noise stops the net without BN", clearly_greater(acc[plain], acc[noisy_plain], ACC_TOLERANCE)))
     out.measured.append(vs("final acc", "noisy BN", acc["noisy BN"], "BN", acc["BN"], "acc"))
-    out.measured.append(vs(f"mean {ctx.stat}", "noisy BN", shift["noisy BN"], "plain", shift["plain"]))
-    out.measured.append(vs("final acc", "plain", acc["plain"], "noisy plain", acc["noisy plain"], "acc"))
+    out.measured.append(vs(f"mean {ctx.stat}", "noisy BN", shift["noisy BN"], plain, shift[plain]))
+    out.measured.append(vs("final acc", plain, acc[plain], noisy_plain, acc[noisy_plain], "acc"))
     lines = [f"| variant | final acc. (%) | mean {ctx.stat} |", "|---|---|---|"]
     for label in groups:
         lines.append(f"| {label} | {fmt_summary(acc[label], 'acc')} | {fmt_summary(shift[label])} |")

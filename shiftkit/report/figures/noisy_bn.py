@@ -33,4 +33,4 @@ def plot_noisy_bn(acc: pd.DataFrame, shift: pd.DataFrame, path: Path, *, order: 
         no_data(ax, f"no {stat} logged")
     ax.set(xlabel=STEP_LABEL, ylabel=f"{stat_label(stat)}, mean over sites",
            title="(b) shift of the layer inputs")  # fmt: skip
-    return save(fig, path, dpi, title="C5: noisy BN vs BN vs plain (Santurkar et al. Fig. 2)")
+    return save(fig, path, dpi, title="C5: noisy BN vs BN vs no BN (Santurkar et al. Fig. 2)")

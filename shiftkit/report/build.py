@@ -79,6 +79,7 @@ def build_report(
     command: str | None = None,
     copy_records: bool = False,
     progress: bool = True,
+    paths_relative_to: Sequence[str | os.PathLike] | None = None,
 ) -> ReportResult:
     """Read the runs, decide the claims, draw the figures and write the report.
 
@@ -99,6 +100,9 @@ def build_report(
             ``shift_history.csv``, ``shift_histograms.npz``) under ``out_dir/records/``, so the
             report can be rebuilt from the report directory alone.
         progress: show progress bars on stderr.
+        paths_relative_to: results.csv names each run by its path relative to the parent of the
+            first of these directories that holds it (default ``runs_dirs``), so that a committed
+            report holds no machine-specific absolute paths.
 
     Raises:
         ValueError: no run was found, or an unknown claim id was asked for.
@@ -137,7 +141,8 @@ def build_report(
     for recipe in other:
         recipe_figures[recipe] = draw_recipe_figures(cohorts[recipe], GENERIC_FIGURES, ctx) if figures else []
 
-    results = results_table(cohorts, outcomes, ctx, relative_to=[Path(d) for d in runs_dirs])
+    roots = runs_dirs if paths_relative_to is None else paths_relative_to
+    results = results_table(cohorts, outcomes, ctx, relative_to=[Path(d) for d in roots])
     results_path = out / RESULTS_CSV
     atomic_write_bytes(results_path, results.to_csv(index=False, float_format="%.10g").encode())
     if copy_records:

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-index", action="store_true", help="do not update the reports/README.md index")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--index", metavar="REPORTS_DIR", help="only rewrite REPORTS_DIR/README.md, the index of all reports")
+    p.add_argument("--split", action="store_true",
+                   help="one report per recipe, in OUT/<recipe> (OUT default: reports), then the index")
     w = p.add_argument_group("W&B")
     w.add_argument("--wandb-project", metavar="ENTITY/PROJECT", help="also read the runs of this W&B project (online)")
     w.add_argument("--wandb-report", metavar="ENTITY/PROJECT", help="build a W&B Report in this project")
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give RUNS_DIR (or --wandb-project ENTITY/PROJECT)")
     if (args.draft or args.spec_out) and not args.wandb_report:
         parser.error("--draft and --spec-out need --wandb-report ENTITY/PROJECT")
+    if args.split and (args.wandb_report or args.wandb_project or args.claims):
+        parser.error("--split makes one report per recipe; it takes no --claims or W&B options")
     from shiftkit.report.wandb_report import parse_wandb_path
 
     for flag in ("wandb_project", "wandb_report"):
@@ -79,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as err:
                 parser.error(f"--{flag.replace('_', '-')}: {err}")
     claims = [c.strip().upper() for c in args.claims.split(",") if c.strip()] if args.claims else None
+    if args.split:
+        return _run(lambda: _split(args, argv))
     return _run(lambda: _report(args, claims, argv))
 
 
@@ -121,6 +127,28 @@ def _report(args, claims, argv) -> None:
         _update_index(out)
     if args.wandb_report:
         _wandb(args, result)
+
+
+def _split(args, argv) -> None:
+    """One report per recipe found below RUNS_DIR..., in OUT/<recipe>; then OUT/README.md."""
+    from shiftkit.report.build import build_report, read_all_runs
+    from shiftkit.report.cohort import group_cohorts
+    from shiftkit.report.index import write_reports_index
+
+    runs, _ = read_all_runs(args.runs_dirs, progress=not args.no_progress)
+    if not runs:
+        raise ValueError(f"no run records (result.json) found under {', '.join(args.runs_dirs)}")
+    out_root = Path(args.out or "reports")
+    command = "shiftkit report " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    for recipe, cohort in group_cohorts(runs).items():
+        result = build_report([], out_root / recipe, runs=cohort.runs, title=args.title and f"{args.title}: {recipe}",
+                              figures=not args.no_figures, target=args.target, seed=args.seed, stat=args.stat,
+                              dpi=args.dpi, command=command, copy_records=args.copy_records,
+                              progress=not args.no_progress, paths_relative_to=args.runs_dirs)  # fmt: skip
+        verdicts = ", ".join(f"{o.claim.id} {o.status}" for o in result.outcomes) or "no claims"
+        print(f"wrote {result.readme} ({result.n_runs} runs, {len(result.figures)} figures): {verdicts}")
+    if not args.no_index:
+        print(f"updated {write_reports_index(out_root)}")
 
 
 def _update_index(out: Path) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from shiftkit.records import Run
@@ -89,3 +90,17 @@ def test_facts_come_from_nested_configs_and_name_guesses():
     diverged = fact({"variant": "plain", "diverged": True, "metrics": {"test/acc": 0.9}, "config": {"num_classes": 4}})
     assert diverged.acc_or_chance == 0.25 and diverged.final_acc == 0.9
     assert config_value({"a": {"model": {"lr": 1}}, "lr": 2}, "lr") == 1
+
+
+def test_split_writes_one_report_per_recipe_and_the_index(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    syn.write_recipe(runs, "mnist_fig1", seeds=(0, 1, 2))
+    syn.write_recipe(runs, "landscape", seeds=(0, 1, 2))
+    out = tmp_path / "reports"
+    assert main([str(runs), "--split", "-o", str(out), "--no-figures", "--no-progress"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "landscape", "mnist_fig1"]
+    index = (out / "README.md").read_text()
+    assert "shiftkit sweep recipes/landscape.yaml --out runs/landscape && shiftkit report runs/landscape -o reports/landscape" in index
+    assert "| C7 yes | 6 |" in index and "| C1 yes | 6 |" in index
+    paths = pd.read_csv(out / "landscape" / "results.csv")["path"]
+    assert all(p.startswith("runs/landscape/") for p in paths)  # relative: no machine path in a committed report

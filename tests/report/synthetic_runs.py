@@ -139,7 +139,7 @@ def write_run(run_dir: Path, recipe: str, spec: Spec, seed: int) -> Path:
 # ----------------------------------------------------------------------------- recipes
 
 def fig1_specs() -> list[Spec]:
-    return [Spec("plain", "none", final_acc=0.90, tau=300, p50_drift=-2.0, spread_growth=1.5, kl=0.05),
+    return [Spec("plain", "none", final_acc=0.90, tau=300, p50_drift=-2.0, spread_growth=1.0, kl=0.05),
             Spec("bn", "batch", final_acc=0.95, tau=80, p50_drift=0.1, spread_growth=0.05, kl=0.005)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 
 from shiftkit.records import read_runs
@@ -40,10 +41,22 @@ def test_c1_no_when_bn_is_the_plain_net(tmp_path):
 
 
 def test_c1_partly_when_only_the_drift_goes(tmp_path):
-    specs = by_name(syn.fig1_specs(), bn={"p50_drift": -2.0, "spread_growth": 1.5})
+    specs = by_name(syn.fig1_specs(), bn={"p50_drift": -2.0, "spread_growth": 1.0})
     out = decide(tmp_path, "C1", specs)
     assert out.status == "partly"
     assert [c.passed for c in out.checks] == [True, True, False, False]
+
+
+def test_c1_drift_falls_back_to_moments_when_percentiles_clamp(tmp_path):
+    # The no-BN median walks to -8: its 15th percentile leaves the histogram's edges [-6, 6].
+    out = decide(tmp_path, "C1", by_name(syn.fig1_specs(), plain={"p50_drift": -8.0}))
+    assert [c.name for c in out.checks][2:] == ["median drift larger without BN (mean/sd)",
+                                                "spread drift larger without BN (mean/sd)"]  # fmt: skip
+    assert out.status == "yes" and "hit the fixed histogram edges in 3 of 6 runs" in out.notes[0]
+    history = pd.read_csv(tmp_path / "mnist_fig1" / "plain" / "seed1" / "shift_history.csv")
+    b = history[history["site"] == "hidden.2.act"]
+    expected = (b["mean"].max() - b["mean"].min()) / b["std"].median()
+    assert out.per_run[str(tmp_path / "mnist_fig1" / "plain" / "seed1")]["C1:median_drift"] == pytest.approx(expected)
 
 
 def test_c2_partly_when_bn_diverges_at_every_higher_rate(tmp_path):

@@ -105,7 +105,7 @@ def test_report_from_real_runs(real_runs, tmp_path):
     row = claims_rows(result.readme.read_text())["C1"]
     assert row[4].endswith("⚠ n=1 < 3 seeds")
     # The Fig. 1 site is the last sigmoid's input: module net.8 (Linear, norm, Sigmoid x 3).
-    assert "median drift (net.8)" in row[3]
+    assert "median drift (net.8, " in row[3]
     results = pd.read_csv(result.results_csv).set_index("variant")
     for variant in ("plain", "bn"):
         val = pd.read_csv(real_runs / variant / "seed0" / "metrics.csv")["val/acc"].dropna()

@@ -95,9 +95,9 @@ def test_c1_numbers_equal_an_independent_calculation(full_report, synthetic_root
 
     for label, dirs in groups.items():
         d = [drift(x) for x in dirs]
-        got = row["median drift (hidden.2.act)"][label]
+        got = row["median drift (hidden.2.act, percentiles)"][label]
         assert got[0] == pytest.approx(np.mean([x[0] for x in d]), rel=1e-3)
-        assert row["spread drift (hidden.2.act)"][label][0] == pytest.approx(np.mean([x[1] for x in d]), rel=1e-3)
+        assert row["spread drift (hidden.2.act, percentiles)"][label][0] == pytest.approx(np.mean([x[1] for x in d]), rel=1e-3)
 
 
 def test_c2_c3_grid_numbers(full_report, synthetic_root):

@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from shiftkit.report.figures.style import STEP_LABEL, accuracy_panel, no_data, palette, save, subplots
+
+EDGE_STYLE = (0, (1, 2))
 
 
 def plot_fig1(
@@ -18,6 +21,7 @@ def plot_fig1(
     site: str,
     seed: int,
     order: list[str],
+    edges: dict[str, tuple[float, float] | None] | None = None,
     dpi: int = 150,
 ) -> Path:
     """Three panels: (a) held-out accuracy vs step, mean and sd over seeds, per variant label;
@@ -31,6 +35,8 @@ def plot_fig1(
         site: the monitored site the bands are of (named in the titles).
         seed: the seed the bands come from.
         order: label order for colours and legend.
+        edges: label -> the site's fixed histogram edges ``(lo, hi)``, drawn as dotted lines: a
+            percentile read from the histogram cannot leave them (it is clamped).
     """
     colours = palette(order)
     fig, axes = subplots(1, 1 + len(bands))
@@ -46,10 +52,18 @@ def plot_fig1(
         else:
             c = colours.get(label)
             ax.fill_between(band["step"], band["p15"], band["p85"], color=c, alpha=0.2, lw=0)
-            ax.plot(band["step"], band["p85"], color=c, lw=1, ls="--", label="85th")
-            ax.plot(band["step"], band["p50"], color=c, lw=2, label="50th (median)")
-            ax.plot(band["step"], band["p15"], color=c, lw=1, ls=":", label="15th")
-            ax.legend(title="percentile", loc="best")
+            ax.plot(band["step"], band["p85"], color=c, lw=1, ls="--")
+            ax.plot(band["step"], band["p50"], color=c, lw=2)
+            ax.plot(band["step"], band["p15"], color=c, lw=1, ls=":")
+            for y in (edges or {}).get(label) or ():
+                ax.axhline(y, color="0.3", lw=0.8, ls=EDGE_STYLE)
         ax.set(xlabel=STEP_LABEL, ylabel=f"input to {site} (pre-activation)" if i == 0 else "",
                title=f"({letters[i]}) {label}: input percentiles, seed {seed}")  # fmt: skip
+    # One key for the percentile panels, outside them (inside it would sit on the bands).
+    keys = [Line2D([], [], color="0.2", lw=1, ls="--", label="85th"),
+            Line2D([], [], color="0.2", lw=2, label="50th (median)"),
+            Line2D([], [], color="0.2", lw=1, ls=":", label="15th")]  # fmt: skip
+    if any((edges or {}).values()):
+        keys.append(Line2D([], [], color="0.3", lw=0.8, ls=EDGE_STYLE, label="histogram edges:\npercentiles clamp here"))
+    axes[0, -1].legend(handles=keys, title="percentile", loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     return save(fig, path, dpi, title="Ioffe & Szegedy Fig. 1 analogue")

@@ -130,3 +130,5 @@ def accuracy_panel(ax, acc, order: list[str], colours: dict, title: str | None =
     else:
         no_data(ax, "no accuracy logged")
     ax.set(xlabel=STEP_LABEL, ylabel=ACC_LABEL, title=title)
+    if len(acc):  # mean + sd can pass 100%; accuracy cannot
+        ax.set_ylim(top=min(ax.get_ylim()[1], 101.0))

@@ -38,7 +38,7 @@ def plot_colorful(histograms: dict[str, dict[str, np.ndarray]], path: Path, *, s
     labels = list(histograms)
     fig, axes = subplots(len(labels), max(1, len(sites)), w=2.9, h=2.4)
     # Manual layout: constrained layout costs seconds per figure with a dozen panels.
-    fig.subplots_adjust(left=0.08, right=0.9, bottom=0.16 if len(labels) == 1 else 0.1, top=0.86, wspace=0.3, hspace=0.25)
+    fig.subplots_adjust(left=0.08, right=0.9, bottom=0.16 if len(labels) == 1 else 0.1, top=1 - 0.75 / fig.get_figheight(), wspace=0.3, hspace=0.25)
     norm = mpl.colors.LogNorm(FLOOR, 1.0)
     mesh = None
     for i, label in enumerate(labels):

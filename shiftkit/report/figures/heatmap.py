@@ -46,7 +46,8 @@ def plot_shift_heatmap(df: pd.DataFrame, path: Path, *, stat: str, sites: list[s
     nrows = math.ceil(max(1, len(labels)) / ncols)
     fig, axes = subplots(nrows, ncols, w=5.0, h=0.32 * len(sites) + 1.6, sharey=True)
     # Manual layout: constrained layout costs seconds per figure.
-    fig.subplots_adjust(left=0.2 if ncols == 1 else 0.12, right=0.88, top=0.9, bottom=0.12, wspace=0.08, hspace=0.35)
+    top = 1 - 0.75 / fig.get_figheight()  # room for the title above the panel titles
+    fig.subplots_adjust(left=0.2 if ncols == 1 else 0.12, right=0.88, top=top, bottom=0.12, wspace=0.08, hspace=0.35)
     mesh = None
     for k, ax in enumerate(axes.flat):
         if k >= len(labels):

@@ -40,10 +40,7 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
                         f"diverged seeds: BN {div.get('BN')}, no BN {div.get('no BN')}")  # fmt: skip
     base = float(grid["col"].min())
     if math.isfinite(target):
-        s = {k: steps_summary([(r, f) for r, f in v if not f.diverged], target) for k, v in members.items()}
-        # Keep each cell's seed count: a diverged seed never "reached" the target.
-        for k, v in members.items():
-            s[k].n = len(v)
+        s = {k: steps_summary(v, target) for k, v in members.items()}  # a diverged seed did not reach it
         higher = [k for k in s if k[0] == "BN" and k[1] > base and s[k].all_reached]
         best = min(higher, key=lambda k: s[k].summary.mean) if higher else None
         plain_base, bn_base = s.get(("no BN", base)), s.get(("BN", base))

@@ -27,8 +27,8 @@ def acc_summary(pairs: Pairs) -> Summary:
 
 @dataclass
 class StepsToTarget:
-    """Steps to the target accuracy over seeds: a seed that never reached it counts its last
-    logged step (a lower bound), so the mean is a lower bound when ``reached < n``."""
+    """Steps to the target accuracy over seeds: a seed that never reached it, or diverged, counts
+    its last logged step (a lower bound), so the mean is a lower bound when ``reached < n``."""
 
     summary: Summary
     reached: int
@@ -50,7 +50,7 @@ class StepsToTarget:
 def steps_summary(pairs: Pairs, target: float) -> StepsToTarget:
     values, reached = [], 0
     for run, f in pairs:
-        s = steps_to_target(run, target) if math.isfinite(target) else float("nan")
+        s = steps_to_target(run, target) if math.isfinite(target) and not f.diverged else float("nan")
         if math.isfinite(s):
             reached += 1
         else:

@@ -1,0 +1,186 @@
+"""C1, Ioffe & Szegedy Fig. 1: BN reaches higher accuracy sooner; a sigmoid input drifts without BN.
+
+Decision rule (four checks; yes = all pass, no = none, partly otherwise):
+
+1. *early accuracy*: at the early step -- the first logged accuracy step at or after
+   a fraction :data:`EARLY_FRACTION` of the longest run's last accuracy step -- BN's accuracy (each run's
+   last value logged at or before that step) is clearly greater than no BN's (mean difference
+   larger than both seed spreads);
+2. *steps to target*: every BN seed reaches the target accuracy (the runs' ``target_accuracy``,
+   or ``--target``) and BN's mean steps-to-target is clearly smaller than no BN's (an unreached
+   seed counts its last logged step, a lower bound);
+3. *median drift*: for the input of the last sigmoid layer (the last monitored site with a
+   saturation fraction, i.e. a sigmoid/tanh input), ``(max_t p50 - min_t p50) / median_t(p85 - p15)``
+   -- the largest move of the median in units of the typical 15-85 spread -- is clearly larger
+   without BN than with BN;
+4. *spread drift*: ``ln(max_t (p85 - p15) / min_t (p85 - p15))`` is clearly larger without BN.
+
+The percentiles are those of the whole layer input (the monitor's histogram pools the site's
+units), not of one unit as in the paper's figure. They are read from a histogram with fixed edges,
+so a percentile that falls outside the edges is *clamped* to them (it reads as the edge): a band is
+clamped when one of its percentiles touches the site's edges (``shift_histograms.npz``) -- or,
+without histograms, when two percentiles coincide -- at any measurement. If any run's band is
+clamped, checks 3 and 4 use the exact moments instead (mean for the median, sd for the 15-85
+spread: ``(max_t mean - min_t mean) / median_t sd`` and ``ln(max_t sd / min_t sd)``) and the table
+says so.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
+from shiftkit.report.claims.common import plain_and_bn, sooner, start, steps_summary, vs
+from shiftkit.report.cohort import Cohort, accuracy_long, saturating_sites
+from shiftkit.report.facts import accuracy_at
+from shiftkit.report.summary import clearly_greater, fmt, summarize
+
+EARLY_FRACTION = 0.1
+"""The early step is the first accuracy step at or after this fraction of training."""
+FIGURE = "C1_fig1.png"
+
+
+def last_sigmoid_site(history: pd.DataFrame | None) -> str | None:
+    """The last monitored sigmoid/tanh input of a run (None if there is none)."""
+    sites = saturating_sites(history)
+    return sites[-1] if sites else None
+
+
+def percentile_band(history: pd.DataFrame | None, site: str | None) -> pd.DataFrame:
+    """``step, p15, p50, p85`` of ``site`` (finite rows), sorted by step."""
+    cols = ["step", "p15", "p50", "p85"]
+    if history is None or site is None or not set(cols) <= set(history.columns):
+        return pd.DataFrame(columns=cols)
+    band = history.loc[history["site"] == site, cols].dropna()
+    return band.sort_values("step").reset_index(drop=True)
+
+
+def site_edges(run, site: str | None) -> tuple[float, float] | None:
+    """The fixed histogram edges ``(lo, hi)`` of ``site`` in the run's ``shift_histograms.npz``."""
+    h = run.histograms
+    if h is None or site is None or site not in [str(s) for s in h["sites"]]:
+        return None
+    i = [str(s) for s in h["sites"]].index(site)
+    return float(h["lo"][i]), float(h["hi"][i])
+
+
+def clamped(band: pd.DataFrame, edges: tuple[float, float] | None) -> bool:
+    """Whether a percentile of the band touches the histogram's edges (or, without edges, two
+    percentiles coincide) at some measurement."""
+    p = band[["p15", "p50", "p85"]].to_numpy(dtype=float)
+    if not len(p):
+        return False
+    if edges is None:
+        return bool(((p[:, 0] == p[:, 1]) | (p[:, 1] == p[:, 2])).any())
+    lo, hi = edges
+    tol = 1e-6 * max(hi - lo, 1e-12)
+    return bool(((p <= lo + tol) | (p >= hi - tol)).any())
+
+
+def moment_band(history: pd.DataFrame | None, site: str | None) -> pd.DataFrame:
+    """``step, center, spread`` of ``site`` from the exact moments (mean, sd)."""
+    if history is None or site is None or not {"mean", "std"} <= set(history.columns):
+        return pd.DataFrame(columns=["step", "center", "spread"])
+    b = history.loc[history["site"] == site, ["step", "mean", "std"]].dropna().sort_values("step")
+    return b.rename(columns={"mean": "center", "std": "spread"}).reset_index(drop=True)
+
+
+def drift(center, spread) -> tuple[float, float]:
+    """``(median drift, spread drift)``: ``(max - min of center) / median spread`` and
+    ``ln(max spread / min spread)`` (NaN where undefined)."""
+    center, spread = np.asarray(center, dtype=float), np.asarray(spread, dtype=float)
+    if not center.size:
+        return float("nan"), float("nan")
+    typical = float(np.median(spread))
+    med = (center.max() - center.min()) / typical if typical > 0 else float("nan")
+    spr = math.log(spread.max() / spread.min()) if spread.min() > 0 else float("nan")
+    return float(med), spr
+
+
+def early_step(acc: pd.DataFrame) -> float:
+    """The first logged accuracy step >= EARLY_FRACTION x the last one (NaN without curves)."""
+    if not len(acc):
+        return float("nan")
+    steps = np.sort(acc["step"].unique())
+    return float(steps[steps >= EARLY_FRACTION * steps.max()][0])
+
+
+def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
+    out = start(claim, cohort)
+    if (groups := plain_and_bn(cohort, out)) is None:
+        return finish(out)
+    plain, bn = groups
+    labels = {f.variant: "no BN" for _, f in plain} | {f.variant: "BN" for _, f in bn}
+    acc = accuracy_long(plain + bn, labels)
+
+    # (a) accuracy at the early step, and steps to target.
+    t0 = early_step(acc)
+    early = {f.path: accuracy_at(r, t0) for r, f in plain + bn}
+    a_bn, a_plain = (summarize(early[f.path] for _, f in g) for g in (bn, plain))
+    for path, value in early.items():
+        out.record(path, "early_acc", value)
+    out.checks.append(Check(f"BN more accurate at step {fmt(t0)}", clearly_greater(a_bn, a_plain)))
+    out.measured.append(vs(f"acc @ step {fmt(t0)}", "BN", a_bn, "no BN", a_plain, "acc"))
+    target = cohort.target_accuracy(ctx.target)
+    if math.isfinite(target):
+        s_bn, s_plain = steps_summary(bn, target), steps_summary(plain, target)
+        for group, s in ((bn, s_bn), (plain, s_plain)):
+            for (_, f), value in zip(group, s.values):
+                out.record(f.path, "steps_to_target", value)
+        out.checks.append(Check(f"BN reaches {100 * target:g}% sooner", sooner(s_bn, s_plain)))
+        out.measured.append(f"steps to {100 * target:g}%: BN {s_bn.text()} vs no BN {s_plain.text()}")
+    else:
+        out.notes.append("No target accuracy in the records (give --target): steps-to-target not judged.")
+
+    # (b, c) drift of the last sigmoid input: percentiles, or the moments where percentiles clamp.
+    site = next((s for r, _ in plain + bn if (s := last_sigmoid_site(r.history))), None)
+    n_clamped = sum(clamped(percentile_band(r.history, last_sigmoid_site(r.history)),
+                            site_edges(r, last_sigmoid_site(r.history))) for r, _ in plain + bn)  # fmt: skip
+    source = "mean/sd" if n_clamped else "percentiles"
+    drifts = {}
+    for name, group in (("no BN", plain), ("BN", bn)):
+        values = []
+        for r, f in group:
+            s = last_sigmoid_site(r.history)
+            if n_clamped:
+                m = moment_band(r.history, s)
+                values.append(drift(m["center"], m["spread"]))
+            else:
+                b = percentile_band(r.history, s)
+                values.append(drift(b["p50"], b["p85"] - b["p15"]))
+            out.record(f.path, "median_drift", values[-1][0])
+            out.record(f.path, "spread_drift", values[-1][1])
+        drifts[name] = (summarize(v[0] for v in values), summarize(v[1] for v in values))
+    if site is None:
+        out.notes.append("No sigmoid/tanh input was monitored (no sat_frac in shift_history): drift not judged.")
+    else:
+        if n_clamped:
+            out.notes.append(
+                f"The percentiles of `{site}` hit the fixed histogram edges in {n_clamped} of {len(plain + bn)} "
+                "runs (values beyond the edges read as the edge), so the drift is judged on the exact mean "
+                "and sd; the percentile panels show the edges as dotted lines.")
+        for i, what in enumerate(("median drift", "spread drift")):
+            p, b = drifts["no BN"][i], drifts["BN"][i]
+            out.checks.append(Check(f"{what} larger without BN ({source})", clearly_greater(p, b)))
+            out.measured.append(vs(f"{what} ({site}, {source})", "no BN", p, "BN", b))
+    out.numbers.update(early_step=t0, target=target)
+
+    if ctx.figures:
+        from shiftkit.report.figures.fig1 import plot_fig1
+
+        seed = cohort.figure_seed(ctx.seed)
+        bands, edges = {}, {}
+        for name, group in (("no BN", plain), ("BN", bn)):
+            run = next((r for r, f in group if f.seed == seed), group[0][0])
+            bands[name] = percentile_band(run.history, last_sigmoid_site(run.history))
+            edges[name] = site_edges(run, last_sigmoid_site(run.history))
+        plot_fig1(acc, bands, ctx.out_dir / FIGURE, site=site or "?", seed=seed,
+                  order=["no BN", "BN"], edges=edges, dpi=ctx.dpi)  # fmt: skip
+        out.figures.append(Figure(FIGURE, (
+            f"(a) Held-out accuracy vs step, mean ± sd over seeds; (b, c) 15th/50th/85th percentiles of "
+            f"the input to `{site}` (the last sigmoid layer, pooled over its units), seed {seed}, "
+            "without and with BN."), "C1"))  # fmt: skip
+    return finish(out)

@@ -305,8 +305,11 @@ class ShiftAccumulator:
             all_reduce(self.flat, "sum")
         snap = Snapshot(self.layout, self.fields, self.hist, self._shift.double())
         count = self.fields[F_COUNT]
-        # Next shift: this measurement's mean, so that sums of squares stay centred.
-        self._shift = torch.where(count > 0, self.fields[F_SUM] / count.clamp_min(1), self._shift.double()).float()
+        # Next shift: this measurement's mean, so that sums of squares stay centred;
+        # not from a unit whose sums overflowed float32 (a mean of 1e28 would make
+        # every later (x - K)^2 overflow too).
+        ok = (count > 0) & torch.isfinite(self.fields[F_SUM]) & torch.isfinite(self.fields[F_SUMSQ])
+        self._shift = torch.where(ok, self.fields[F_SUM] / count.clamp_min(1), self._shift.double()).float()
         self._shift_views.clear()
         self._alloc()
         return snap

@@ -21,6 +21,10 @@ Definitions (B = current snapshot, A = reference; per unit unless noted):
   ``dead_frac``: fraction of elements <= 0; ``dead_units``: fraction of units
   with no element > 0; ``nonfinite``: count of NaN/±Inf elements.
 
+Finite or NaN: a statistic is never ±Inf. Where float32 sums overflowed
+(finite inputs beyond about 1e19, whose squares are Inf in float32; see
+:func:`overflowed`), the statistics that depend on them are NaN.
+
 Variance floor: per site, variances below ``var_floor_rel`` (1e-6) times the
 larger of A's and B's mean per-unit variance are raised to it (plus 1e-30), so
 a constant unit gives a large, finite KL, and the statistics do not change when
@@ -148,11 +152,15 @@ def site_statistics(
     if ref is None:
         nan = torch.full((num_sites,), math.nan, dtype=torch.float64, device=f.device)
         out.update({name: nan for name in DIVERGENCE_STATS if noise_floor or name != "kl_gauss_floor"})
-        return out
+        return _finite_or_nan(out)
     ref = ref.extended_to(layout)
     n_a, mu_a, var_a = _moments(ref)
     both = has & (n_a > 0)
-    typical = torch.maximum(seg.mean(var_a, n_a > 0), seg.mean(var, has)).nan_to_num(0.0)
+    # Overflowed (non-finite) variances stay out of the floor: an Inf floor would
+    # flatten every unit of the site to the same variance.
+    typical = torch.maximum(
+        seg.mean(var_a, (n_a > 0) & torch.isfinite(var_a)), seg.mean(var, has & torch.isfinite(var))
+    ).nan_to_num(0.0)
     floor = seg.expand(var_floor_rel * typical + 1e-30)
     out["kl_gauss"] = seg.mean(gaussian_kl(mu, var, mu_a, var_a, floor), both)
     drift = mean_drift(mu, mu_a, var_a, floor)
@@ -164,7 +172,31 @@ def site_statistics(
     out["js_hist"] = torch.where(hist_ok, histogram_js(cur.hist, ref.hist, smoothing), math.nan)
     if noise_floor:
         out["kl_gauss_floor"] = _split_half_floor(cur, n_a, floor, seg, both)
-    return out
+    return _finite_or_nan(out)
+
+
+def _finite_or_nan(out: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {name: torch.where(torch.isfinite(v), v, math.nan) for name, v in out.items()}
+
+
+def overflowed(cur: Snapshot, ref: Snapshot | None = None) -> Tensor:
+    """``(S,)`` float64: 1 where a site's float32 sums overflowed in ``cur`` (or in ``ref``), else 0.
+
+    Overflow: a unit with finite elements whose sum or sum of squares is not
+    finite — its values were beyond about 1e19, so their float32 squares are
+    Inf. Its moments and divergences are then NaN (see the module docstring).
+    """
+    num_sites = cur.hist.shape[0]
+    seg = _Segments(cur.layout.site_of_unit(cur.fields.device), num_sites)
+    bad = _overflowed_units(cur)
+    if ref is not None:
+        bad = bad | _overflowed_units(ref.extended_to(cur.layout))
+    return (seg.sum(bad.double()) > 0).double()
+
+
+def _overflowed_units(snap: Snapshot) -> Tensor:
+    f = snap.fields
+    return (f[F_COUNT] > 0) & ~(torch.isfinite(f[F_SUM]) & torch.isfinite(f[F_SUMSQ]))
 
 
 def _split_half_floor(cur: Snapshot, n_a: Tensor, floor: Tensor, seg: _Segments, both: Tensor) -> Tensor:

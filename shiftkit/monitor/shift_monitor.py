@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any, Literal, Sequence
 
 import torch
@@ -9,15 +11,17 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
 from shiftkit.monitor.hooks import SiteHooks
-from shiftkit.monitor.logging import SiteRecord, log_measurement, records_from_host
-from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, run_probe
-from shiftkit.monitor.selection import Pattern, build_sites, select_modules, unit_layouts
+from shiftkit.monitor.logging import OVERFLOW_FLAG, SiteRecord, log_measurement, records_from_host
+from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, plain_batch, run_probe
+from shiftkit.monitor.selection import Pattern, as_patterns, build_sites, select_modules, unit_layouts
 from shiftkit.monitor.summary import summarize_history
 from shiftkit.stats import (
+    EDGE_LIMIT,
     SATURATION_THRESHOLDS,
     ShiftAccumulator,
     SiteSpec,
     Snapshot,
+    overflowed,
     percentile_names,
     site_statistics,
     torch_distributed_all_reduce,
@@ -149,6 +153,8 @@ class ShiftMonitor(Callback):
         probe_seed: int = 0,
     ):
         super().__init__()
+        as_patterns(layers, "layers")
+        as_patterns(exclude, "exclude")
         _check_choice("track", track, TRACKS)
         _check_choice("reference", reference, REFERENCES)
         _check_choice("probe_baseline", probe_baseline, ("previous", "initial"))
@@ -157,21 +163,40 @@ class ShiftMonitor(Callback):
         _check_int("hist_max_elements", hist_max_elements, 1)
         _check_int("histogram_every", histogram_every, 1)
         _check_int("max_units", max_units, 1)
-        quantiles = tuple(float(q) for q in quantiles)
-        if not quantiles or not all(0.0 < q < 1.0 for q in quantiles):
-            raise ValueError(f"ShiftMonitor: quantiles must be levels in (0, 1), got {quantiles!r}")
+        _check_int("probe_seed", probe_seed, 0)
+        for name, flag in (
+            ("noise_floor", noise_floor), ("log_histograms", log_histograms),
+            ("keep_history", keep_history), ("keep_histograms", keep_histograms),
+        ):  # fmt: skip
+            if not isinstance(flag, bool):
+                raise ValueError(f"ShiftMonitor: {name} must be True or False, got {flag!r}")
+        quantiles = _check_quantiles(quantiles)
         known = BASE_STATS + tuple(percentile_names(quantiles))
         if stats is not None:
-            stats = (stats,) if isinstance(stats, str) else tuple(stats)
+            stats = (stats,) if isinstance(stats, str) else stats
+            if not isinstance(stats, (list, tuple, set, frozenset)) or not stats:
+                raise ValueError(f"ShiftMonitor: stats must be a non-empty list of names from: {', '.join(known)}; got {stats!r}")
             unknown = [s for s in stats if s not in known]
             if unknown:
                 raise ValueError(f"ShiftMonitor: unknown stats {unknown}; allowed: {', '.join(known)}")
-        thresholds = dict(SATURATION_THRESHOLDS if saturation_thresholds is None else saturation_thresholds)
-        bad = {k: v for k, v in thresholds.items() if not (isinstance(v, (int, float)) and v > 0)}
+        thresholds = dict(SATURATION_THRESHOLDS) if saturation_thresholds is None else saturation_thresholds
+        if not isinstance(thresholds, Mapping):
+            raise ValueError(
+                f"ShiftMonitor: saturation_thresholds must be a dict {{activation type name: |x| threshold}}, "
+                f"e.g. {dict(SATURATION_THRESHOLDS)}; got {thresholds!r}"
+            )
+        bad = {k: v for k, v in thresholds.items() if not (isinstance(k, str) and _positive_number(v))}
         if bad:
-            raise ValueError(f"ShiftMonitor: saturation_thresholds must be positive numbers, got {bad}")
+            raise ValueError(
+                f"ShiftMonitor: saturation_thresholds must be positive finite numbers keyed by activation "
+                f"type name (str), got {bad}"
+            )
+        thresholds = dict(thresholds)
         if probe_fn is not None and not callable(probe_fn):
             raise ValueError("ShiftMonitor: probe_fn must be callable as probe_fn(module, batch)")
+        if reference != "probe" and (probe_batch is not None or probe_fn is not None):
+            given = "probe_batch" if probe_batch is not None else "probe_fn"
+            raise ValueError(f"ShiftMonitor: {given} is used only with reference='probe', got reference={reference!r}")
 
         self.layers, self.exclude, self.track = layers, exclude, track
         self.every_n_steps, self.reference = every_n_steps, reference
@@ -199,6 +224,10 @@ class ShiftMonitor(Callback):
         self._probed_step = -1
         self._pending_state: dict | None = None
         self._warned: set[tuple[str, str]] = set()
+        self._failed_sites: set[int] = set()  # measuring failed on this rank
+        self._failed_loggers: set[int] = set()  # ids of loggers whose log_metrics raised
+        self._no_tensor: set[int] = set()  # sites whose calls carried no float tensor
+        self._disabled = False
 
     # ------------------------------------------------------------------ identity
     @property
@@ -220,9 +249,16 @@ class ShiftMonitor(Callback):
         self._every = self.every_n_steps or trainer.log_every_n_steps
         if self._hooks is not None:
             self._hooks.remove()
-        self._hooks = SiteHooks(self._observe, self._skipped)
+        self._hooks = SiteHooks(self._observe)
         for i, (_, kind, module) in enumerate(sites):
             self._hooks.register(i, module, kind)
+        self._failed_sites, self._failed_loggers, self._no_tensor = set(), set(), set()
+        self._disabled = False
+        if self.log_histograms and not any(_is_wandb(lg) for lg in trainer.loggers):
+            rank_zero_warn(
+                "ShiftMonitor: log_histograms=True, but the Trainer has no WandbLogger; histograms are "
+                "logged to W&B only (keep_histograms=True keeps them for write_records)"
+            )
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._acc = ShiftAccumulator(
@@ -244,7 +280,7 @@ class ShiftMonitor(Callback):
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         self._batch_step = step
-        due = step % self._every == 0 and step != self.last_measured_step
+        due = step % self._every == 0 and step != self.last_measured_step and not self._disabled
         if self.reference != "probe":
             self._hooks.active = due
             return
@@ -276,13 +312,33 @@ class ShiftMonitor(Callback):
 
     # ------------------------------------------------------------------- hot path
     def _observe(self, index: int, x: torch.Tensor) -> None:
-        self._acc.observe(index, x)
-
-    def _skipped(self, index: int) -> None:
-        self._warn_once(self._sites[index].name, "no-tensor", "its {kind} carried no floating-point tensor; skipped")
+        if index in self._failed_sites:
+            return
+        try:
+            self._acc.observe(index, x)
+        except Exception as err:  # the monitor must never be why a training run stops
+            # Skipped on this rank only: the packed layout, and so every
+            # collective, stays the same on all ranks.
+            self._failed_sites.add(index)
+            self._warn_once(
+                self._sites[index].name, "observe", f"measuring its {{kind}} failed ({_error(err)}); no longer measured"
+            )
 
     # ------------------------------------------------------------- per measurement
     def _measure(self, trainer: Trainer, step: int) -> None:
+        try:
+            self._measure_now(trainer, step)
+        except Exception as err:  # never an exception from the monitor (see _observe)
+            # Every rank reaches this at the same measurement: the states were
+            # reduced before anything that depends on their values ran.
+            self._disabled = True
+            self._hooks.active = False
+            rank_zero_warn(
+                f"ShiftMonitor: the measurement at step {step} failed ({_error(err)}); the monitor is off "
+                "for the rest of this run, training goes on"
+            )
+
+    def _measure_now(self, trainer: Trainer, step: int) -> None:
         distributed = trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
         snap = self._acc.finish(all_reduce=torch_distributed_all_reduce if distributed else None)
         ref = self._ref
@@ -293,6 +349,7 @@ class ShiftMonitor(Callback):
             quantiles=self.quantiles,
             noise_floor=self.noise_floor and self.reference != "probe",
         )
+        stats[OVERFLOW_FLAG] = overflowed(snap, ref)
         keep_first = self.reference == "initial" or (self.reference == "probe" and self.probe_baseline == "initial")
         if ref is None or not keep_first:
             self._ref = snap
@@ -300,12 +357,22 @@ class ShiftMonitor(Callback):
         records = records_from_host(stats, snap, [s.name for s in self._sites], log_hist or self.keep_histograms)
         self.measurements += 1
         self.last_measured_step = step
-        self._warn_about(records)
-        log_measurement(trainer.loggers, records, step, self.stats, snap if log_hist else None)
+        self._report_inventories()
+        self._warn_about(records, step)
+        loggers = [lg for lg in trainer.loggers if id(lg) not in self._failed_loggers]
+        log_measurement(loggers, records, step, self.stats, snap if log_hist else None, on_error=self._logger_failed)
         if self.keep_history:
             self.history.extend(r.row(step, trainer.current_epoch) for r in records if r.has_data)
         if self.keep_histograms:
             self.histogram_history.append((step, [r.hist for r in records]))
+
+    def _logger_failed(self, logger: Any, err: Exception) -> None:
+        self._failed_loggers.add(id(logger))
+        rank_zero_warn(
+            f"ShiftMonitor: logging to {type(logger).__name__} failed ({_error(err)}); the monitor stops "
+            "logging to it. Its history and the other loggers are unaffected (write_records still writes the "
+            "local records)"
+        )
 
     # ------------------------------------------------------------------- results
     def history_frame(self):
@@ -345,17 +412,36 @@ class ShiftMonitor(Callback):
 
     # -------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
+        """The monitor's state: tensors, lists, dicts, strings and numbers only.
+
+        So a checkpoint loads with ``torch.load(..., weights_only=True)``. A probe
+        batch holding other objects than those is not saved (with a warning); a
+        run resumed from such a checkpoint takes a new probe batch and starts a
+        new reference.
+        """
         if self._acc is None:
             return {} if self._pending_state is None else self._pending_state
+        probe = None
+        if self._probe is not None:
+            try:
+                probe = plain_batch(self._probe)
+            except TypeError as err:
+                if ("", "probe-state") not in self._warned:
+                    self._warned.add(("", "probe-state"))
+                    rank_zero_warn(
+                        f"ShiftMonitor: the probe batch is not saved in checkpoints ({err}); a run resumed from "
+                        "them takes a new probe batch and starts a new reference"
+                    )
         return {
             "version": 1,
             "sites": [s.name for s in self._sites],
             "measurements": self.measurements,
             "last_measured_step": self.last_measured_step,
             "accumulator": self._acc.state_dict(),
-            "reference": None if self._ref is None else self._ref.state_dict(),
-            "probe": None if self._probe is None else _to_device(self._probe, "cpu"),
+            "reference": None if self._ref is None or (self.reference == "probe" and probe is None) else self._ref.state_dict(),
+            "probe": probe,
             "history": list(self.history),
+            "histogram_history": [[step, counts] for step, counts in self.histogram_history],
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -364,6 +450,7 @@ class ShiftMonitor(Callback):
         # Applied at on_train_start, once the model is on its device.
         self._pending_state = state_dict
         self.history = list(state_dict.get("history", []))
+        self.histogram_history = [(step, counts) for step, counts in state_dict.get("histogram_history", [])]
         self.measurements = state_dict.get("measurements", 0)
         self.last_measured_step = state_dict.get("last_measured_step")
 
@@ -388,19 +475,64 @@ class ShiftMonitor(Callback):
             kind = "output" if site.endswith("@out") else "input"
             rank_zero_warn(f"ShiftMonitor: site '{site}': " + message.format(kind=kind))
 
-    def _warn_about(self, records: list[SiteRecord]) -> None:
+    def _report_inventories(self) -> None:
+        """Say once per site what its calls carried that was not measured (see :mod:`.hooks`)."""
+        for i, inventory in sorted(self._hooks.take_inventories().items()):
+            skipped = ", ".join(f"{path}: {what}" for path, what in inventory.skipped.items())
+            if not inventory.measured:
+                self._no_tensor.add(i)
+                got = f"got {skipped}" if skipped else "got no tensor at all"
+                self._warn_once(
+                    self._sites[i].name, "no-tensor", f"its {{kind}} carried no floating-point tensor ({got}); not measured"
+                )
+            elif skipped:
+                ((path, what),) = inventory.measured.items()
+                self._warn_once(self._sites[i].name, "skipped", f"measured {path}: {what}; skipped {skipped}")
+
+    def _warn_about(self, records: list[SiteRecord], step: int) -> None:
         for r in records:
             if r.values.get("nonfinite", 0.0) > 0:
                 self._warn_once(
                     r.site, "nonfinite", "{kind} had non-finite values (counted in 'nonfinite', left out of the statistics)"
+                )
+            if r.flags.get(OVERFLOW_FLAG):
+                self._warn_once(
+                    r.site,
+                    "overflow",
+                    f"{{kind}} values too large for float32 sums of squares (|x| above ~1e19) at step {step}; "
+                    "its moments and divergences are reported as NaN where they overflowed",
+                )
+        for i, (lo, hi) in enumerate(zip(self._acc.layout.lo, self._acc.layout.hi)):
+            if max(abs(lo), abs(hi)) >= EDGE_LIMIT:  # NaN (not seen yet) compares False
+                self._warn_once(
+                    self._sites[i].name,
+                    "edges",
+                    f"its histogram edges were chosen from values as large as {max(abs(lo), abs(hi)):.3g}; "
+                    "its percentiles and histogram divergences are coarse for the rest of the run",
                 )
         for i in sorted(self._acc.shape_mismatch):
             self._warn_once(self._sites[i].name, "shape", "the number of units changed between calls; those calls are skipped")
 
     def _warn_once_for_missing(self) -> None:
         if self._acc is not None:
-            for name in self._acc.never_seen:
-                self._warn_once(name, "never", "never ran in a measured training step; dropped")
+            for i, spec in enumerate(self._sites):
+                if spec.name in self._acc.never_seen and i not in self._no_tensor:
+                    self._warn_once(
+                        spec.name,
+                        "never",
+                        "never ran in a measured training step; dropped (a module whose parent uses its weights "
+                        "without calling it, such as MultiheadAttention.out_proj, never runs)",
+                    )
+
+
+def _error(err: Exception) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def _is_wandb(logger: Any) -> bool:
+    from lightning.pytorch.loggers import WandbLogger
+
+    return isinstance(logger, WandbLogger)
 
 
 def _to_device(batch: Any, device) -> Any:
@@ -412,6 +544,21 @@ def _to_device(batch: Any, device) -> Any:
 def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ValueError(f"ShiftMonitor: {name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _check_quantiles(quantiles: Any) -> tuple[float, ...]:
+    ok = isinstance(quantiles, (list, tuple)) and quantiles and all(
+        isinstance(q, (int, float)) and not isinstance(q, bool) and 0.0 < q < 1.0 for q in quantiles
+    )
+    if not ok:
+        raise ValueError(
+            f"ShiftMonitor: quantiles must be levels in (0, 1), a non-empty list such as (0.15, 0.5, 0.85); got {quantiles!r}"
+        )
+    return tuple(float(q) for q in quantiles)
 
 
 def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:

@@ -16,8 +16,11 @@ site, what it measured and what it left out; later calls take the fast path.
 
 Under ``torch.compile`` the gate ``if self.active`` is traced (Dynamo guards
 on it: one graph for unmeasured steps, with no trace of the monitor, and one
-for measured steps), while the measurement itself runs eagerly
-(``torch.compiler.disable``): the accumulator's Python state is not traced.
+for measured steps). In the measured graph a hook only appends a copy of the
+tensor to a list (:meth:`SiteHooks._defer`), a side effect Dynamo replays
+after the graph, so there is no graph break (``fullgraph=True`` works); the
+monitor folds the copies into the accumulator eagerly (:meth:`SiteHooks.flush`)
+at the end of the training batch. The accumulator's Python state is never traced.
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ def first_float_tensor(value: Any, depth: int = 0) -> Tensor | None:
             if found is not None:
                 return found
     return None
+
+
+def _first_float(args: tuple, kwargs: dict) -> Tensor | None:
+    x = first_float_tensor(args)
+    return x if x is not None else first_float_tensor(kwargs)
 
 
 def tensor_leaves(value: Any, path: str, depth: int = 0) -> list[tuple[str, Tensor]]:
@@ -100,6 +108,7 @@ class SiteHooks:
         self._handles: list[RemovableHandle] = []
         self._described: set[int] = set()
         self._inventories: dict[int, Inventory] = {}
+        self._deferred: list[tuple[int, Any, Tensor | None]] = []
 
     def register(self, index: int, module: nn.Module, kind: str) -> None:
         """Hook ``module``'s input (``kind="in"``) or output (``"out"``) for site ``index``."""
@@ -107,22 +116,33 @@ class SiteHooks:
 
             def pre_hook(mod, args, kwargs):
                 if self.active:
-                    self._take_input(index, args, kwargs)
+                    if torch.compiler.is_compiling():
+                        self._defer(index, ("args", args, "kwargs", kwargs), _first_float(args, kwargs))
+                    else:
+                        self._take_input(index, args, kwargs)
 
             self._handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
         else:
 
             def post_hook(mod, args, output):
                 if self.active:
-                    self._take_output(index, output)
+                    if torch.compiler.is_compiling():
+                        self._defer(index, ("output", output), first_float_tensor(output))
+                    else:
+                        self._take_output(index, output)
 
             self._handles.append(module.register_forward_hook(post_hook))
+
+    def _defer(self, index: int, value: Any, x: Tensor | None) -> None:
+        # Traced by Dynamo as a side effect (a list append), so a compiled forward
+        # keeps one graph even with fullgraph=True. The copy is taken now: a later
+        # in-place op (ReLU(inplace=True)) must not change what is measured.
+        self._deferred.append((index, value, None if x is None else x.detach().clone()))
 
     @torch.compiler.disable
     def _take_input(self, index: int, args: tuple, kwargs: dict) -> None:
         if index in self._described:
-            x = first_float_tensor(args)
-            self._take(index, x if x is not None else first_float_tensor(kwargs))
+            self._take(index, _first_float(args, kwargs))
         else:
             self._take_new(index, tensor_leaves(args, "args") + tensor_leaves(kwargs, "kwargs"))
 
@@ -133,12 +153,25 @@ class SiteHooks:
         else:
             self._take_new(index, tensor_leaves(output, "output"))
 
+    def flush(self) -> None:
+        """Measure what compiled forwards deferred (call before reading the accumulator)."""
+        deferred, self._deferred = self._deferred, []
+        for index, value, x in deferred:
+            if index in self._described:
+                self._take(index, x)
+            else:
+                pairs = zip(value[::2], value[1::2])
+                self._take_new(index, [leaf for path, v in pairs for leaf in tensor_leaves(v, path)], x)
+
     def _take(self, index: int, x: Tensor | None) -> None:
         if x is not None:
             self._observe(index, x)
 
-    def _take_new(self, index: int, leaves: list[tuple[str, Tensor]]) -> None:
-        """A call of a site not described yet: note what is measured and what is skipped."""
+    def _take_new(self, index: int, leaves: list[tuple[str, Tensor]], copy: Tensor | None = None) -> None:
+        """A call of a site not described yet: note what is measured and what is skipped.
+
+        ``copy``: the measured tensor as copied by a compiled forward (else the leaf itself).
+        """
         inventory = self._inventories.setdefault(index, Inventory())
         inventory.calls += 1
         x = next((t for _, t in leaves if torch.is_floating_point(t)), None)
@@ -147,7 +180,7 @@ class SiteHooks:
                 inventory.skipped.setdefault(path, describe(t))
             elif not inventory.measured:  # q, k, v of self-attention are one tensor: measured once
                 inventory.measured[path] = describe(t)
-        self._take(index, x)
+        self._take(index, x if copy is None else copy)
 
     def take_inventories(self) -> dict[int, Inventory]:
         """The inventories of the sites first called since the last call (once per site)."""
@@ -160,6 +193,7 @@ class SiteHooks:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._deferred.clear()
         self.active = False
 
     def __len__(self) -> int:

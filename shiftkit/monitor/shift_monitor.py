@@ -293,12 +293,14 @@ class ShiftMonitor(Callback):
                 run_probe(pl_module, self._probe, self.probe_fn or default_probe_fn, self.probe_seed)
             finally:
                 self._hooks.active = False
+            self._hooks.flush()
             self._measure(trainer, step)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         was_active, self._hooks.active = self._hooks.active, False
+        self._hooks.flush()  # what a compiled forward deferred (see hooks)
         # Under gradient accumulation the step's micro-batches all fold into one
         # snapshot: measure once the optimizer has stepped.
         if was_active and trainer.global_step != self._batch_step:

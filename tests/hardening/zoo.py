@@ -131,11 +131,14 @@ class OddInputs(nn.Module):
 
 
 class Containers(nn.Module):
-    """``nn.Sequential``, ``nn.ModuleList`` and ``nn.ModuleDict`` holding the layers."""
+    """``nn.Sequential``, ``nn.ModuleList`` and ``nn.ModuleDict`` holding the layers.
+
+    The ReLU works in place: its input is overwritten right after its pre-hook saw it.
+    """
 
     def __init__(self, features: int = 4, classes: int = 2):
         super().__init__()
-        self.seq = nn.Sequential(nn.Linear(features, 6), nn.ReLU())
+        self.seq = nn.Sequential(nn.Linear(features, 6), nn.ReLU(inplace=True))
         self.blocks = nn.ModuleList([nn.Linear(6, 6), nn.Linear(6, 6)])
         self.heads = nn.ModuleDict({"main": nn.Linear(6, classes), "aux": nn.Linear(6, classes)})
 

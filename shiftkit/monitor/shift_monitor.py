@@ -69,11 +69,56 @@ class ShiftMonitor(Callback):
 
     The exact definitions are in :mod:`shiftkit.stats.compare`.
 
+    **What a site measures.** The first floating-point tensor among the
+    module's positional, then keyword arguments (for an ``@out`` site: in its
+    output), searched through tuples, lists and dicts. Integer token ids,
+    ``None``, a LSTM's ``(h, c)``, attention weights are skipped, and the monitor
+    says once per site what it measured and what it skipped. A module called
+    several times in one step (shared weights, a recurrent cell) folds every
+    call into one state. Shapes may change between steps (sequence length,
+    image size, a partial last batch) while the number of units stays; a site
+    whose number of units changes (features = sequence length) skips the calls
+    that do not match its first one, with one warning.
+
+    **Mixed precision.** float16/bfloat16 activations (``precision="bf16-mixed"``,
+    ``"16-mixed"``, ``"bf16-true"``, ``"16-true"``) are upcast to float32 before
+    any reduction; per-call sums are accumulated in float64. On CPU, Lightning
+    turns ``"16-mixed"`` into ``"bf16-mixed"`` (with its own warning); float16
+    autocast on CPU runs with ``plugins=[MixedPrecision("16-mixed", "cpu")]``
+    and is measured the same way (checked on torch 2.13 CPU).
+
+    **torch.compile** (checked on torch 2.13 CPU with the ``eager``, ``aot_eager``
+    and ``inductor`` backends, ``fullgraph=True`` included, compiling the
+    LightningModule or a submodule): the numbers equal the uncompiled model's
+    (inductor: to its own float32 rounding, ~1e-6). Dynamo compiles two variants:
+    unmeasured steps with no trace of the monitor, measured steps where each
+    hook copies its tensor (kept until the end of the batch: one extra copy of
+    every monitored activation on measured steps only) instead of breaking the
+    graph. Hooks may be registered before or after the first compiled call;
+    site names leave out ``_orig_mod``. Not checked here: CUDA graphs
+    (``mode="reduce-overhead"``).
+
+    **Faults never stop training.** NaN/±Inf elements are counted in
+    ``nonfinite`` and left out of every other statistic and of the histograms
+    (one warning per site). Statistics are finite or NaN, never Inf: finite
+    inputs beyond ~1e19 overflow float32 squares, and what depends on them is
+    NaN (one warning per site saying so). An error while measuring a site stops
+    that site, an error in a measurement switches the monitor off, a logger
+    whose ``log_metrics`` raises (W&B on a full disk) stops getting the
+    monitor's metrics — each with one warning, never an exception into the
+    training loop. Misuse does raise: at construction (every argument is
+    checked, the message names it and the allowed values) and at ``setup``
+    (nothing matches ``layers``; a single pattern that matches nothing warns).
+    Under DDP, ranks with uneven or empty batches enter the same collectives in
+    the same order. The state (:meth:`state_dict`) holds only tensors, lists,
+    dicts, strings and numbers: checkpoints load with ``weights_only=True``.
+
     Args:
         layers: which modules to watch: glob patterns on module names
             (``"encoder.*"``) or type names (``"Conv*"``), or module classes.
             Default: every ``Linear``, ``Conv*``, ``BatchNorm*``/``LayerNorm``/
-            ``GroupNorm`` and activation module.
+            ``GroupNorm`` and activation module (not the submodules of
+            ``MultiheadAttention``, which uses their weights without calling them).
         exclude: patterns of modules to leave out, same forms as ``layers``.
         track: measure each layer's ``"inputs"`` (the covariates, default),
             ``"outputs"``, or ``"both"``.
@@ -108,7 +153,12 @@ class ShiftMonitor(Callback):
         keep_histograms: also keep every measurement's histograms in
             :attr:`histogram_history` (``S x (bins + 2)`` floats per measurement;
             for the per-layer "colorful dimension" plots of the reports).
-        max_units: a site with more units than this is tracked as one pooled unit.
+        max_units: a site with more units than this is tracked as one pooled
+            unit (count, sum, sum of squares of all its elements): ``mean``,
+            ``std``, the percentiles and ``nonfinite`` stay exact, and the
+            divergences become those of one pooled Gaussian. So the state is
+            ``O(sites x (min(units, max_units) + bins))`` however wide a layer
+            is; only :attr:`history` grows, by one row per site and measurement.
         probe_seed: seed of the probe forward's random number generators.
 
     Attributes:

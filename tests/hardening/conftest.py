@@ -15,7 +15,14 @@ from shiftkit import ShiftMonitor
 from tests.monitor.conftest import trainer
 
 
-def fit(model, data, monitor: ShiftMonitor | None = None, max_steps: int = 3, callbacks=(), **trainer_kwargs):
+def fit(
+    model,
+    data,
+    monitor: ShiftMonitor | None = None,
+    max_steps: int = 3,
+    callbacks=(),
+    **trainer_kwargs,
+):
     """Fit ``model`` with ``monitor`` on a quiet CPU Trainer; returns the messages of every warning."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -41,7 +48,9 @@ class Capture(pl.Callback):
     with ``output=True``) returns the tensor to keep.
     """
 
-    def __init__(self, name: str, pick: Callable[..., torch.Tensor] | None = None, output: bool = False):
+    def __init__(
+        self, name: str, pick: Callable[..., torch.Tensor] | None = None, output: bool = False
+    ):
         self.name, self.output = name, output
         self.pick = pick or ((lambda out: out) if output else (lambda args, kwargs: args[0]))
         self.calls: dict[int, list[torch.Tensor]] = {}
@@ -51,7 +60,9 @@ class Capture(pl.Callback):
     def setup(self, trainer, pl_module, stage):
         module = pl_module.get_submodule(self.name)
         if self.output:
-            self._handle = module.register_forward_hook(lambda m, a, out: self._keep(self.pick(out)))
+            self._handle = module.register_forward_hook(
+                lambda m, a, out: self._keep(self.pick(out))
+            )
         else:
             self._handle = module.register_forward_pre_hook(
                 lambda m, a, kw: self._keep(self.pick(a, kw)), with_kwargs=True

@@ -59,7 +59,11 @@ class Dump(pl.Callback):
         shift_monitor_module.torch_distributed_all_reduce = self.counter
 
     def on_train_end(self, trainer, pl_module):
-        record = {"history": self.monitor.history, "collectives": self.counter.calls, "world": trainer.world_size}
+        record = {
+            "history": self.monitor.history,
+            "collectives": self.counter.calls,
+            "world": trainer.world_size,
+        }
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 

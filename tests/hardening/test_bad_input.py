@@ -2,7 +2,6 @@
 interrupted writes, checkpoints loaded with weights_only=True, and secrets in the environment."""
 
 import errno
-import gzip
 import inspect
 import os
 import warnings
@@ -16,7 +15,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from shiftkit import ShiftMonitor
-from shiftkit.data import Cifar10DataModule, DatasetFormatError, DatasetNotFoundError, MnistDataModule
+from shiftkit.data import (
+    Cifar10DataModule,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    MnistDataModule,
+)
 from shiftkit.data.mnist5k import CACHE_NAME, load_mnist5k
 from shiftkit.records import HISTORY_FILE, write_run_result
 from tests.data.conftest import cifar_record_bytes, idx_bytes, write_cifar_dir, write_mnist_dir
@@ -79,9 +83,13 @@ def test_the_table_covers_every_argument():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message", [case for cases in BAD.values() for case in cases], ids=[f"{a}-{i}" for a, c in BAD.items() for i in range(len(c))]
+    "kwargs, message",
+    [case for cases in BAD.values() for case in cases],
+    ids=[f"{a}-{i}" for a, c in BAD.items() for i in range(len(c))],
 )
-def test_bad_arguments_are_refused_at_construction_naming_argument_and_allowed_values(kwargs, message):
+def test_bad_arguments_are_refused_at_construction_naming_argument_and_allowed_values(
+    kwargs, message
+):
     with pytest.raises(ValueError, match=r"^ShiftMonitor: ") as err:
         ShiftMonitor(**kwargs)
     for part in (message,) if isinstance(message, str) else message:
@@ -122,15 +130,23 @@ def mnist_truncated(tmp_path):
     write_mnist_dir(tmp_path)
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:1000])
-    return MnistDataModule(str(tmp_path)), DatasetFormatError, f"{path} truncated: header says 20x28x28 = 15696 bytes, file has 1000"
+    return (
+        MnistDataModule(str(tmp_path)),
+        DatasetFormatError,
+        f"{path} truncated: header says 20x28x28 = 15696 bytes, file has 1000",
+    )
 
 
 def mnist_truncated_gzip(tmp_path):
     write_mnist_dir(tmp_path, gz=True)
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-10])
-    return MnistDataModule(str(tmp_path)), DatasetFormatError, (
-        f"{path} is not a valid gzip file: Compressed file ended before the end-of-stream marker was reached"
+    return (
+        MnistDataModule(str(tmp_path)),
+        DatasetFormatError,
+        (
+            f"{path} is not a valid gzip file: Compressed file ended before the end-of-stream marker was reached"
+        ),
     )
 
 
@@ -138,19 +154,29 @@ def mnist_swapped_files(tmp_path):
     write_mnist_dir(tmp_path)
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(idx_bytes(np.zeros(20, np.uint8), 2049))
-    return MnistDataModule(str(tmp_path)), DatasetFormatError, f"expected magic 2051 (images) in {path}, found 2049"
+    return (
+        MnistDataModule(str(tmp_path)),
+        DatasetFormatError,
+        f"expected magic 2051 (images) in {path}, found 2049",
+    )
 
 
 def mnist_wrong_directory(tmp_path):
-    return MnistDataModule(str(tmp_path / "nowhere")), DatasetNotFoundError, (
-        f"MNIST directory {tmp_path / 'nowhere'} does not exist; expected a directory holding train-images-idx3-ubyte"
+    return (
+        MnistDataModule(str(tmp_path / "nowhere")),
+        DatasetNotFoundError,
+        (
+            f"MNIST directory {tmp_path / 'nowhere'} does not exist; expected a directory holding train-images-idx3-ubyte"
+        ),
     )
 
 
 def mnist_directory_is_a_file(tmp_path):
     (tmp_path / "mnist.tar").write_bytes(b"")
-    return MnistDataModule(str(tmp_path / "mnist.tar")), DatasetNotFoundError, (
-        f"MNIST directory {tmp_path / 'mnist.tar'} is a file, not a directory"
+    return (
+        MnistDataModule(str(tmp_path / "mnist.tar")),
+        DatasetNotFoundError,
+        (f"MNIST directory {tmp_path / 'mnist.tar'} is a file, not a directory"),
     )
 
 
@@ -158,15 +184,31 @@ def cifar_truncated(tmp_path):
     write_cifar_dir(tmp_path, records_per_file=3)
     path = tmp_path / "data_batch_2.bin"
     path.write_bytes(cifar_record_bytes(np.zeros(3, np.uint8))[:-5])
-    return Cifar10DataModule(str(tmp_path)), DatasetFormatError, f"{path} has 9214 bytes, expected a positive multiple of 3073"
+    return (
+        Cifar10DataModule(str(tmp_path)),
+        DatasetFormatError,
+        f"{path} has 9214 bytes, expected a positive multiple of 3073",
+    )
 
 
 def cifar_wrong_directory(tmp_path):
     write_mnist_dir(tmp_path)
-    return Cifar10DataModule(str(tmp_path)), DatasetNotFoundError, f"CIFAR-10 binary files missing in {tmp_path}"
+    return (
+        Cifar10DataModule(str(tmp_path)),
+        DatasetNotFoundError,
+        f"CIFAR-10 binary files missing in {tmp_path}",
+    )
 
 
-DATA = [mnist_truncated, mnist_truncated_gzip, mnist_swapped_files, mnist_wrong_directory, mnist_directory_is_a_file, cifar_truncated, cifar_wrong_directory]
+DATA = [
+    mnist_truncated,
+    mnist_truncated_gzip,
+    mnist_swapped_files,
+    mnist_wrong_directory,
+    mnist_directory_is_a_file,
+    cifar_truncated,
+    cifar_wrong_directory,
+]
 
 
 @pytest.mark.parametrize("make", DATA, ids=[f.__name__ for f in DATA])
@@ -183,7 +225,9 @@ def test_a_corrupt_cache_file_is_rebuilt_with_a_warning(tmp_path, monkeypatch):
     small = {"images": np.zeros((3, 784), np.uint8), "labels": np.arange(3, dtype=np.uint8)}
     monkeypatch.setattr(mnist5k, "_parse_mnist5k", lambda: small)
     (tmp_path / CACHE_NAME).write_bytes(b"PK\x03\x04 truncated zip")
-    with pytest.warns(UserWarning, match=f"rebuilding unreadable cache file {tmp_path / CACHE_NAME}"):
+    with pytest.warns(
+        UserWarning, match=f"rebuilding unreadable cache file {tmp_path / CACHE_NAME}"
+    ):
         images, labels = load_mnist5k(tmp_path)
     assert images.shape == (3, 784) and labels.tolist() == [0, 1, 2]
     assert np.load(tmp_path / CACHE_NAME, allow_pickle=False)["labels"].tolist() == [0, 1, 2]
@@ -196,9 +240,15 @@ def fitted_monitor():
     return monitor
 
 
-@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()], ids=["disk-full", "killed"])
+@pytest.mark.parametrize(
+    "failure",
+    [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()],
+    ids=["disk-full", "killed"],
+)
 @pytest.mark.parametrize("writer", ["write_records", "write_run_result"])
-def test_an_interrupted_write_leaves_the_old_file_and_no_partial_one(tmp_path, monkeypatch, failure, writer):
+def test_an_interrupted_write_leaves_the_old_file_and_no_partial_one(
+    tmp_path, monkeypatch, failure, writer
+):
     monitor = fitted_monitor()
     target = tmp_path / (HISTORY_FILE if writer == "write_records" else "result.json")
     target.write_text("the previous complete file\n")
@@ -231,10 +281,18 @@ PROBES = {
     "previous": (dict(reference="previous"), None),
     "initial": (dict(reference="initial"), None),
     "probe-first-batch": (dict(reference="probe"), None),
-    "probe-namedtuple": (dict(reference="probe", probe_batch=Pair(standardized(4, 6), torch.zeros(4))), None),
-    "probe-dict": (dict(reference="probe", probe_batch={"x": standardized(4, 6), "ids": [1, 2], "name": "p"}), None),
+    "probe-namedtuple": (
+        dict(reference="probe", probe_batch=Pair(standardized(4, 6), torch.zeros(4))),
+        None,
+    ),
+    "probe-dict": (
+        dict(reference="probe", probe_batch={"x": standardized(4, 6), "ids": [1, 2], "name": "p"}),
+        None,
+    ),
     "probe-opaque": (
-        dict(reference="probe", probe_batch=Opaque(standardized(4, 6)), probe_fn=lambda m, b: m(b.x)),
+        dict(
+            reference="probe", probe_batch=Opaque(standardized(4, 6)), probe_fn=lambda m, b: m(b.x)
+        ),
         "Opaque, not only tensors, containers and numbers); a run resumed from them takes a new probe batch",
     ),
 }
@@ -245,24 +303,45 @@ def test_checkpoints_load_with_weights_only_and_resume(tmp_path, case):
     kwargs, expected = PROBES[case]
     ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True)
     monitor = ShiftMonitor(every_n_steps=1, keep_histograms=True, **kwargs)
-    messages = fit(OffsetNet(lr=0.1), loader(standardized(16, 6), 8), monitor, 2, [ckpt], enable_checkpointing=True)
+    messages = fit(
+        OffsetNet(lr=0.1),
+        loader(standardized(16, 6), 8),
+        monitor,
+        2,
+        [ckpt],
+        enable_checkpointing=True,
+    )
     warned = monitor_warnings(messages)
     assert len(warned) == (0 if expected is None else 1)  # once, although saved at every checkpoint
     if expected:
-        assert warned[0].startswith("ShiftMonitor: the probe batch is not saved in checkpoints") and expected in warned[0]
+        assert (
+            warned[0].startswith("ShiftMonitor: the probe batch is not saved in checkpoints")
+            and expected in warned[0]
+        )
     state = torch.load(tmp_path / "last.ckpt", weights_only=True)["callbacks"][monitor.state_key]
     assert [r["step"] for r in state["history"] if r["site"] == "fc1"] == [0, 1]
     assert (state["probe"] is None) == (kwargs["reference"] != "probe" or expected is not None)
     if case == "probe-namedtuple":
-        assert type(state["probe"]) is tuple and torch.equal(state["probe"][0], kwargs["probe_batch"].x)
+        assert type(state["probe"]) is tuple and torch.equal(
+            state["probe"][0], kwargs["probe_batch"].x
+        )
     resumed = ShiftMonitor(every_n_steps=1, keep_histograms=True, **kwargs)
     t = trainer(max_steps=4, callbacks=[resumed], enable_checkpointing=False)
-    t.fit(OffsetNet(lr=0.1), loader(standardized(16, 6), 8), ckpt_path=tmp_path / "last.ckpt", weights_only=True)
+    t.fit(
+        OffsetNet(lr=0.1),
+        loader(standardized(16, 6), 8),
+        ckpt_path=tmp_path / "last.ckpt",
+        weights_only=True,
+    )
     assert [r["step"] for r in resumed.history if r["site"] == "fc1"] == [0, 1, 2, 3]
 
 
 # ----------------------------------------------------------------------------- secrets
-SECRETS = {"WANDB_API_KEY": "secret-test-key-123", "HF_TOKEN": "hf-secret-token-456", "DB_PASSWORD": "pw-secret-789"}
+SECRETS = {
+    "WANDB_API_KEY": "secret-test-key-123",
+    "HF_TOKEN": "hf-secret-token-456",
+    "DB_PASSWORD": "pw-secret-789",
+}
 
 
 def test_no_secret_from_the_environment_is_written_anywhere(tmp_path, monkeypatch):
@@ -270,15 +349,34 @@ def test_no_secret_from_the_environment_is_written_anywhere(tmp_path, monkeypatc
 
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    monitor = ShiftMonitor(every_n_steps=1, keep_histograms=True, log_histograms=True, histogram_every=1)
-    loggers = [CSVLogger(tmp_path, name="csv"), WandbLogger(project="shiftkit-test", save_dir=str(tmp_path), offline=True)]
+    monitor = ShiftMonitor(
+        every_n_steps=1, keep_histograms=True, log_histograms=True, histogram_every=1
+    )
+    loggers = [
+        CSVLogger(tmp_path, name="csv"),
+        WandbLogger(project="shiftkit-test", save_dir=str(tmp_path), offline=True),
+    ]
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit(Classifier(Containers()), sequences([(8, 4)] * 3), monitor, 3, [ckpt], logger=loggers, enable_checkpointing=True)
+        fit(
+            Classifier(Containers()),
+            sequences([(8, 4)] * 3),
+            monitor,
+            3,
+            [ckpt],
+            logger=loggers,
+            enable_checkpointing=True,
+        )
         wandb.finish()
         monitor.write_records(tmp_path / "run")
-        write_run_result(tmp_path / "run", {"recipe": "r", "config": {"env": dict(os.environ), "wandb": {"key": os.environ["WANDB_API_KEY"]}}})
+        write_run_result(
+            tmp_path / "run",
+            {
+                "recipe": "r",
+                "config": {"env": dict(os.environ), "wandb": {"key": os.environ["WANDB_API_KEY"]}},
+            },
+        )
     written = [p for p in Path(tmp_path).rglob("*") if p.is_file()]
     kinds = {p.suffix for p in written}
     assert {".csv", ".json", ".npz", ".ckpt", ".wandb", ".log"} <= kinds  # every writer ran

@@ -15,7 +15,14 @@ from tests.hardening.conftest import Capture, assert_pooled_moments, fit, monito
 from tests.hardening.zoo import Classifier, Containers, sequences
 
 STEPS = 4
-SITES = ["net.seq.0", "net.seq.1", "net.blocks.0", "net.blocks.1", "net.heads.main", "net.heads.aux"]
+SITES = [
+    "net.seq.0",
+    "net.seq.1",
+    "net.blocks.0",
+    "net.blocks.1",
+    "net.heads.main",
+    "net.heads.aux",
+]
 STATS = ("mean", "std", "p50", "kl_gauss", "kl_hist", "mean_drift", "dead_frac", "nonfinite")
 
 
@@ -43,11 +50,15 @@ def assert_same_history(got, expected, rel=1e-6):
     assert a.keys() == b.keys() and len(a) == len(SITES) * STEPS // 2
     for key, row in a.items():
         for stat in STATS:
-            assert b[key][stat] == pytest.approx(row[stat], rel=rel, abs=1e-9, nan_ok=True), (key, stat)
+            assert b[key][stat] == pytest.approx(row[stat], rel=rel, abs=1e-9, nan_ok=True), (
+                key,
+                stat,
+            )
 
 
 @pytest.mark.parametrize(
-    "where, backend, fullgraph", [("lightningmodule", "aot_eager", True), ("submodule", "eager", False)]
+    "where, backend, fullgraph",
+    [("lightningmodule", "aot_eager", True), ("submodule", "eager", False)],
 )
 def test_compiled_model_is_measured_like_the_eager_one(eager, where, backend, fullgraph):
     torch._dynamo.reset()
@@ -72,7 +83,11 @@ def test_inductor_compiled_model_is_measured_like_the_eager_one(eager):
 PRECISIONS = {
     "bf16-mixed": (dict(precision="bf16-mixed"), torch.bfloat16, None),
     # Lightning turns "16-mixed" on CPU into bf16-mixed, and says so:
-    "16-mixed": (dict(precision="16-mixed"), torch.bfloat16, "AMP with fp16 is not supported on CPU"),
+    "16-mixed": (
+        dict(precision="16-mixed"),
+        torch.bfloat16,
+        "AMP with fp16 is not supported on CPU",
+    ),
     # ... but float16 autocast itself runs on CPU when asked for with the plugin:
     "16-mixed-plugin": (dict(plugins=[MixedPrecision("16-mixed", "cpu")]), torch.float16, None),
     "16-true": (dict(precision="16-true"), torch.float16, None),
@@ -86,7 +101,13 @@ def test_low_precision_activations_are_accumulated_in_float32_and_float64(case):
     pl.seed_everything(0, verbose=False)
     monitor = ShiftMonitor(every_n_steps=1)
     capture = Capture("net.blocks.0")
-    messages = fit(Classifier(Containers()), sequences([(32, 4)] * 3), monitor, callbacks=[capture], **trainer_kwargs)
+    messages = fit(
+        Classifier(Containers()),
+        sequences([(32, 4)] * 3),
+        monitor,
+        callbacks=[capture],
+        **trainer_kwargs,
+    )
     assert all(t.dtype == dtype for calls in capture.calls.values() for t in calls)
     assert monitor._acc.fields.dtype == torch.float64
     if lightning_says:

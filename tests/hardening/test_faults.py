@@ -24,7 +24,7 @@ from torch import nn
 
 import shiftkit.monitor.shift_monitor as shift_monitor_module
 from shiftkit import ShiftMonitor
-from shiftkit.records import read_csv_metrics, read_run, read_wandb_offline, wait_for_wandb_run
+from shiftkit.records import read_csv_metrics, read_wandb_offline, wait_for_wandb_run
 from shiftkit.stats import ShiftAccumulator, gaussian_kl
 from tests.hardening.conftest import Capture, assert_pooled_moments, fit, monitor_warnings, rows
 from tests.hardening.zoo import Classifier, Containers, sequences
@@ -49,7 +49,10 @@ class Poison(nn.Module):
         h = self.fc1(x)
         tapped = h.detach().clone()
         if self.calls in self.at:
-            tapped[slice(None) if self.rows is None else slice(self.rows), slice(None) if self.rows is None else 0] = self.value
+            tapped[
+                slice(None) if self.rows is None else slice(self.rows),
+                slice(None) if self.rows is None else 0,
+            ] = self.value
         self.tap(tapped)
         self.calls += 1
         return self.fc2(h)
@@ -64,7 +67,12 @@ FAULTS = {
     "minus-inf": (-math.inf, {2}, 3, [NONFINITE]),
     "a-step-of-nothing-but-nan": (math.nan, {2}, None, [NONFINITE]),
     "overflowing-values": (1e30, {2}, 2, [OVERFLOW.format(2)]),
-    "float32-max-at-the-first-measurement": (3e38, {0}, 2, [OVERFLOW.format(0), "edges were chosen from values as large as"]),
+    "float32-max-at-the-first-measurement": (
+        3e38,
+        {0},
+        2,
+        [OVERFLOW.format(0), "edges were chosen from values as large as"],
+    ),
 }
 STEPS = 5
 
@@ -72,9 +80,19 @@ STEPS = 5
 @pytest.mark.parametrize("case", list(FAULTS))
 def test_nonfinite_and_huge_activations_are_counted_and_training_goes_on(case):
     value, at, n_rows, expected = FAULTS[case]
-    monitor = ShiftMonitor(every_n_steps=1, layers=["net.tap"], keep_histograms=True, hist_max_elements=10**6)
+    monitor = ShiftMonitor(
+        every_n_steps=1, layers=["net.tap"], keep_histograms=True, hist_max_elements=10**6
+    )
     capture = Capture("net.tap")
-    messages = monitor_warnings(fit(Classifier(Poison(value, at, n_rows)), sequences([(8, 4)] * STEPS), monitor, STEPS, [capture]))
+    messages = monitor_warnings(
+        fit(
+            Classifier(Poison(value, at, n_rows)),
+            sequences([(8, 4)] * STEPS),
+            monitor,
+            STEPS,
+            [capture],
+        )
+    )
     assert len(messages) == len(expected)  # each once, although injected at several steps
     for message, start in zip(messages, expected):
         assert message.startswith(start) or start in message
@@ -88,7 +106,9 @@ def test_nonfinite_and_huge_activations_are_counted_and_training_goes_on(case):
         if step in at and not math.isfinite(value):
             assert sum(counts[0]) == finite.sum().item()  # histograms hold the finite values only
         if step not in at:
-            assert_pooled_moments(row, capture.values(step))  # the step after a fault is clean again
+            assert_pooled_moments(
+                row, capture.values(step)
+            )  # the step after a fault is clean again
         clean = (not math.isfinite(value) and n_rows is not None) or not ({step, step - 1} & at)
         if step > 0 and clean:
             assert math.isfinite(row["kl_gauss"]) and math.isfinite(row["kl_hist"])
@@ -116,7 +136,11 @@ def test_an_error_while_observing_skips_that_site_and_training_goes_on(monkeypat
         "ShiftMonitor: site 'net.blocks.0': never ran in a measured training step; dropped (a module whose parent "
         "uses its weights without calling it, such as MultiheadAttention.out_proj, never runs)",
     ]
-    assert rows(monitor, "net.blocks.0") == {} and sorted(rows(monitor, "net.blocks.1")) == [0, 1, 2]
+    assert rows(monitor, "net.blocks.0") == {} and sorted(rows(monitor, "net.blocks.1")) == [
+        0,
+        1,
+        2,
+    ]
 
 
 def test_an_error_in_a_measurement_switches_the_monitor_off_and_training_goes_on(monkeypatch):
@@ -153,7 +177,9 @@ class Kill(pl.Callback):
 def resume_run(root: Path, every: int, kill=False, ckpt_path=None):
     pl.seed_everything(0, verbose=False)
     monitor = ShiftMonitor(every_n_steps=every, keep_histograms=True, bins=8)
-    ckpt = ModelCheckpoint(dirpath=root, save_last=True, every_n_train_steps=CKPT_EVERY, save_top_k=-1)
+    ckpt = ModelCheckpoint(
+        dirpath=root, save_last=True, every_n_train_steps=CKPT_EVERY, save_top_k=-1
+    )
     t = trainer(
         max_steps=RESUME_STEPS, max_epochs=-1, callbacks=[monitor, ckpt] + ([Kill()] if kill else []),
         enable_checkpointing=True, default_root_dir=root, logger=CSVLogger(root, name="csv"),
@@ -171,7 +197,9 @@ def test_a_run_killed_mid_epoch_resumes_its_series_without_gaps_or_repeats(tmp_p
     with pytest.raises(RuntimeError, match="killed"):
         resume_run(tmp_path / "killed", every, kill=True)
     last = tmp_path / "killed" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == CKPT_EVERY  # a mid-epoch checkpoint
+    assert (
+        torch.load(last, weights_only=True)["global_step"] == CKPT_EVERY
+    )  # a mid-epoch checkpoint
     resumed, t = resume_run(tmp_path / "killed", every, ckpt_path=last)
     expected_steps = list(range(0, RESUME_STEPS, every))
     for monitor in (straight, resumed):
@@ -182,13 +210,18 @@ def test_a_run_killed_mid_epoch_resumes_its_series_without_gaps_or_repeats(tmp_p
     assert a.keys() == b.keys()
     for key, row in a.items():
         for stat in ("kl_gauss", "kl_hist", "p50", "mean", "std", "mean_drift"):
-            assert b[key][stat] == pytest.approx(row[stat], rel=1e-9, abs=1e-12, nan_ok=True), (key, stat)
+            assert b[key][stat] == pytest.approx(row[stat], rel=1e-9, abs=1e-12, nan_ok=True), (
+                key,
+                stat,
+            )
     assert resumed.histogram_edges() == straight.histogram_edges()  # same edges
     assert resumed.histogram_history == straight.histogram_history
     # The resumed run's own log starts where the checkpoint left off: no step logged twice, none skipped.
     logged = read_csv_metrics(t.logger.log_dir)
     first_due = -(-CKPT_EVERY // every) * every
-    assert logged.dropna(subset=["shift/fc1/mean"])["step"].tolist() == list(range(first_due, RESUME_STEPS, every))
+    assert logged.dropna(subset=["shift/fc1/mean"])["step"].tolist() == list(
+        range(first_due, RESUME_STEPS, every)
+    )
 
 
 # ----------------------------------------------------------------------------- DDP
@@ -201,12 +234,16 @@ def test_ddp_with_an_empty_and_partial_batches_does_not_deadlock(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["world"] == 2
-    assert ranks[0]["collectives"] == ranks[1]["collectives"] == {"sum": 6, "max": 1}  # same collectives, same order
+    assert (
+        ranks[0]["collectives"] == ranks[1]["collectives"] == {"sum": 6, "max": 1}
+    )  # same collectives, same order
     assert ranks[0]["history"] == ranks[1]["history"]
     x, starts = data().double(), np.cumsum([0] + [sum(r) for r in ROWS])
     fc1 = {r["step"]: r for r in ranks[0]["history"] if r["site"] == "net.0"}
     squash = {r["step"] for r in ranks[0]["history"] if r["site"] == "net.2"}
-    assert sorted(fc1) == list(range(6)) and squash == set(range(6))  # net.2: run only by non-empty batches
+    assert sorted(fc1) == list(range(6)) and squash == set(
+        range(6)
+    )  # net.2: run only by non-empty batches
     for step, row in fc1.items():  # each step's global batch, whatever its split between ranks
         rows_ = x[starts[step % 3] : starts[step % 3 + 1]].numpy().ravel()
         assert row["mean"] == pytest.approx(rows_.mean(), rel=1e-5)
@@ -229,7 +266,9 @@ def wandb_fit(save_dir, tmp_path, steps=4):
     monitor = ShiftMonitor(every_n_steps=1, log_histograms=True, histogram_every=1)
     csv = CSVLogger(tmp_path, name="csv")
     wb = WandbLogger(project="shiftkit-test", save_dir=str(save_dir), offline=True)
-    messages = monitor_warnings(fit(Classifier(Containers()), sequences([(8, 4)] * steps), monitor, steps, logger=[csv, wb]))
+    messages = monitor_warnings(
+        fit(Classifier(Containers()), sequences([(8, 4)] * steps), monitor, steps, logger=[csv, wb])
+    )
     wandb.finish()
     monitor.write_records(tmp_path / "run")
     return monitor, messages, csv
@@ -243,9 +282,9 @@ def assert_local_records(monitor, csv, tmp_path, steps=4):
 
 
 def read_run_history(run_dir):
-    from shiftkit.records import HISTORY_FILE
-
     import pandas as pd
+
+    from shiftkit.records import HISTORY_FILE
 
     return pd.read_csv(run_dir / HISTORY_FILE)
 
@@ -253,7 +292,9 @@ def read_run_history(run_dir):
 def test_wandb_offline_never_waits_on_the_network(tmp_path, no_network):
     start = time.monotonic()
     monitor, messages, csv = wandb_fit(tmp_path, tmp_path)
-    assert time.monotonic() - start < 30  # a connection attempt to 10.255.255.1 would hang far longer
+    assert (
+        time.monotonic() - start < 30
+    )  # a connection attempt to 10.255.255.1 would hang far longer
     assert messages == []
     frame = read_wandb_offline(wait_for_wandb_run(tmp_path / "wandb"))
     assert frame["shift/net.seq.0/mean"].notna().sum() == 4
@@ -267,7 +308,9 @@ def test_wandb_directory_that_cannot_be_written_still_leaves_local_records(tmp_p
     assert_local_records(monitor, csv, tmp_path)
 
 
-def test_wandb_failing_to_write_is_one_warning_and_local_records_are_kept(tmp_path, no_network, monkeypatch):
+def test_wandb_failing_to_write_is_one_warning_and_local_records_are_kept(
+    tmp_path, no_network, monkeypatch
+):
     from wandb.sdk.wandb_run import Run
 
     def disk_full(self, *args, **kwargs):
@@ -298,13 +341,19 @@ class Wide(nn.Module):
 
 def test_a_layer_with_millions_of_units_is_pooled_and_the_state_stays_bounded():
     units, bins = 2_000_000, 16
-    monitor = ShiftMonitor(every_n_steps=1, layers=["net.wide", "net.head"], bins=bins, max_units=65536)
+    monitor = ShiftMonitor(
+        every_n_steps=1, layers=["net.wide", "net.head"], bins=bins, max_units=65536
+    )
     data = [(2 + step) * torch.randn(2, units) + step for step in range(3)]
     sizes = []
 
     class Size(pl.Callback):
         def on_train_batch_end(self, *args):
-            state = monitor._acc.flat.numel() + monitor._acc._shift.numel() + monitor._ref.fields.numel()
+            state = (
+                monitor._acc.flat.numel()
+                + monitor._acc._shift.numel()
+                + monitor._ref.fields.numel()
+            )
             sizes.append(state)
 
     from tests.hardening.zoo import batches_loader
@@ -315,14 +364,19 @@ def test_a_layer_with_millions_of_units_is_pooled_and_the_state_stays_bounded():
     # O(sites x (units + bins)): 8 fields x 2 units + 2 x (bins + 2), whatever the 2M features.
     assert monitor._acc.flat.numel() == 8 * 2 + 2 * (bins + 2)
     assert sizes == [sizes[0]] * 3 and sizes[0] < 100
-    state_tensors = torch.load_state = [v for v in monitor.state_dict()["accumulator"].values() if isinstance(v, torch.Tensor)]
+    state_tensors = torch.load_state = [
+        v for v in monitor.state_dict()["accumulator"].values() if isinstance(v, torch.Tensor)
+    ]
     assert sum(t.numel() for t in state_tensors) == 2
     wide = rows(monitor, "net.wide")
     for step, x in enumerate(data):
         v = x.double()
         assert wide[step]["mean"] == pytest.approx(v.mean().item(), rel=1e-6, abs=1e-6)
         assert wide[step]["std"] == pytest.approx(v.std(unbiased=False).item(), rel=1e-6)
-        assert wide[step]["p50"] == pytest.approx(v.median().item(), abs=2 * (monitor.histogram_edges()[2][0] - monitor.histogram_edges()[1][0]) / bins)
+        assert wide[step]["p50"] == pytest.approx(
+            v.median().item(),
+            abs=2 * (monitor.histogram_edges()[2][0] - monitor.histogram_edges()[1][0]) / bins,
+        )
         if step:
             prev = data[step - 1].double()
             kl = gaussian_kl(v.mean(), v.var(unbiased=False), prev.mean(), prev.var(unbiased=False))

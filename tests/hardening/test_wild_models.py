@@ -91,7 +91,12 @@ def test_measures_the_float_tensor_it_can_and_says_once_what_it_skipped(case):
 def test_every_call_of_a_module_folds_into_one_state(make, site, calls):
     monitor = ShiftMonitor(every_n_steps=1, layers=[site])
     capture = Capture(site)
-    fit(Classifier(make()), sequences([(8, 5, 4) if make is CellLoop else (8, 4)] * STEPS), monitor, callbacks=[capture])
+    fit(
+        Classifier(make()),
+        sequences([(8, 5, 4) if make is CellLoop else (8, 4)] * STEPS),
+        monitor,
+        callbacks=[capture],
+    )
     for step, row in rows(monitor, site).items():
         assert len(capture.calls[step]) == calls
         assert_pooled_moments(row, capture.values(step))  # the union of the calls, not the last one
@@ -100,14 +105,23 @@ def test_every_call_of_a_module_folds_into_one_state(make, site, calls):
 
 def conv_net():
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
     )
 
 
 SHAPES = {
     "sequence-length": (TinyTransformer, tokens([(8, 5), (8, 9), (8, 2)]), "net.ln1"),
     "image-size": (conv_net, sequences([(4, 3, 8, 8), (4, 3, 12, 12), (4, 3, 6, 5)]), "net.0"),
-    "partial-last-batch": (conv_net, sequences([(4, 3, 8, 8), (4, 3, 8, 8), (1, 3, 8, 8)]), "net.1"),
+    "partial-last-batch": (
+        conv_net,
+        sequences([(4, 3, 8, 8), (4, 3, 8, 8), (1, 3, 8, 8)]),
+        "net.1",
+    ),
 }
 
 
@@ -142,7 +156,9 @@ class Scores(nn.Module):
 
 def test_a_site_whose_number_of_units_changes_is_skipped_at_those_steps_with_one_warning():
     monitor = ShiftMonitor(every_n_steps=1, layers=["net.softmax"])
-    messages = monitor_warnings(fit(Classifier(Scores()), tokens([(4, 5), (4, 7), (4, 5)]), monitor))
+    messages = monitor_warnings(
+        fit(Classifier(Scores()), tokens([(4, 5), (4, 7), (4, 5)]), monitor)
+    )
     assert messages == [
         "ShiftMonitor: site 'net.softmax': the number of units changed between calls; those calls are skipped"
     ]
@@ -166,13 +182,19 @@ def test_default_selection_names_and_measures_every_layer(case):
     make, expected = SITES[case]
     model = make()
     model = model if isinstance(model, Nested) else Classifier(model)
-    data = tokens([(8, 5)] * STEPS) if case == "transformer" else sequences([(8, 5, 4) if case == "lstm" else (8, 4)] * STEPS)
+    data = (
+        tokens([(8, 5)] * STEPS)
+        if case == "transformer"
+        else sequences([(8, 5, 4) if case == "lstm" else (8, 4)] * STEPS)
+    )
     monitor = ShiftMonitor(every_n_steps=1)
     capture = Capture(expected[-1])
     messages = monitor_warnings(fit(model, data, monitor, callbacks=[capture]))
     assert monitor.site_names == expected
     assert messages == []  # MultiheadAttention.out_proj (never called) is not selected by default
     assert len(monitor.history) == STEPS * len(expected)
-    assert all(torch.isfinite(torch.tensor([r["mean"], r["std"], r["p50"]])).all() for r in monitor.history)
+    assert all(
+        torch.isfinite(torch.tensor([r["mean"], r["std"], r["p50"]])).all() for r in monitor.history
+    )
     for step, row in rows(monitor, expected[-1]).items():
         assert_pooled_moments(row, capture.values(step))

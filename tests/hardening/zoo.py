@@ -20,7 +20,15 @@ class TinyTransformer(nn.Module):
     ``(output, weights)``; the embeddings take integer ids.
     """
 
-    def __init__(self, vocab: int = 16, d: int = 16, heads: int = 2, max_len: int = 32, classes: int = 2, dropout: float = 0.1):
+    def __init__(
+        self,
+        vocab: int = 16,
+        d: int = 16,
+        heads: int = 2,
+        max_len: int = 32,
+        classes: int = 2,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.tok = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(max_len, d)

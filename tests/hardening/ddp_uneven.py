@@ -6,9 +6,6 @@ process): ``python -m tests.hardening.ddp_uneven --out DIR``. Each rank writes
 """
 
 import argparse
-import json
-import os
-from pathlib import Path
 
 import torch
 
@@ -17,10 +14,8 @@ torch.set_num_threads(1)  # two ranks on two shared cores
 import lightning.pytorch as pl  # noqa: E402
 from torch import nn  # noqa: E402
 
-import shiftkit.monitor.shift_monitor as shift_monitor_module  # noqa: E402
-from shiftkit import ShiftMonitor  # noqa: E402
 from tests.hardening.zoo import Classifier, batches_loader  # noqa: E402
-from tests.monitor.ddp_run import CountingAllReduce  # noqa: E402
+from tests.monitor.ddp_run import fit_and_dump  # noqa: E402
 
 FEATURES = 6
 #: Rows per batch, by step and rank: 27 rows in all (not a multiple of the global
@@ -51,44 +46,34 @@ class PerRank(pl.LightningDataModule):
         return batches_loader(rank_batches(self.trainer.global_rank))
 
 
-class Dump(pl.Callback):
-    def __init__(self, monitor, counter, out):
-        self.monitor, self.counter, self.out = monitor, counter, Path(out)
+class Branching(nn.Module):
+    """fc -> ReLU -> Tanh -> head, where the Tanh runs only on a non-empty batch: at the first
+    (discovery) measurement one rank calls it and the other does not."""
 
-    def setup(self, trainer, pl_module, stage):
-        shift_monitor_module.torch_distributed_all_reduce = self.counter
+    def __init__(self):
+        super().__init__()
+        self.fc, self.act, self.squash, self.head = (
+            nn.Linear(FEATURES, 8),
+            nn.ReLU(),
+            nn.Tanh(),
+            nn.Linear(8, 2),
+        )
 
-    def on_train_end(self, trainer, pl_module):
-        record = {
-            "history": self.monitor.history,
-            "collectives": self.counter.calls,
-            "world": trainer.world_size,
-        }
-        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+    def forward(self, x):
+        h = self.act(self.fc(x))
+        if len(x):
+            h = self.squash(h)
+        return self.head(h)
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    counter = CountingAllReduce(shift_monitor_module.torch_distributed_all_reduce)
-    pl.seed_everything(0, verbose=False)
-    monitor = ShiftMonitor(every_n_steps=1, hist_max_elements=10**6)
-    net = nn.Sequential(nn.Linear(FEATURES, 8), nn.ReLU(), nn.Linear(8, 2))
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_fork",
-        max_epochs=2,
-        logger=False,
-        callbacks=[monitor, Dump(monitor, counter, args.out)],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
+    make = lambda: Classifier(Branching(), lr=0.1, global_batch=GLOBAL_BATCH)  # noqa: E731
+    fit_and_dump(
+        args.out, make, PerRank(), devices=2, strategy="ddp_fork", max_epochs=2, logger=False
     )
-    trainer.fit(Classifier(net, lr=0.1, global_batch=GLOBAL_BATCH), datamodule=PerRank())
 
 
 if __name__ == "__main__":

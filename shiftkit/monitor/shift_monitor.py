@@ -567,14 +567,11 @@ class ShiftMonitor(Callback):
 
     def _warn_once_for_missing(self) -> None:
         if self._acc is not None:
+            # Sites already explained (no float tensor, measuring failed) are not repeated.
+            explained = self._no_tensor | self._failed_sites
             for i, spec in enumerate(self._sites):
-                if spec.name in self._acc.never_seen and i not in self._no_tensor:
-                    self._warn_once(
-                        spec.name,
-                        "never",
-                        "never ran in a measured training step; dropped (a module whose parent uses its weights "
-                        "without calling it, such as MultiheadAttention.out_proj, never runs)",
-                    )
+                if spec.name in self._acc.never_seen and i not in explained:
+                    self._warn_once(spec.name, "never", "never ran in a measured training step; dropped")
 
 
 def _error(err: Exception) -> str:

@@ -62,6 +62,11 @@ ODD = {
         "net.none@out", OddInputs, IDS, None,
         "site 'net.none@out': its output carried no floating-point tensor (got no tensor at all); not measured",
     ),
+    # MultiheadAttention uses out_proj's weights without calling it (selected only by name):
+    "never-called-submodule": (
+        "net.attn.out_proj", TinyTransformer, tokens([(8, 5)] * STEPS), None,
+        "site 'net.attn.out_proj': never ran in a measured training step; dropped",
+    ),
 }  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftkit.data.errors import DatasetFormatError, DatasetNotFoundError
+from shiftkit.data.errors import DatasetFormatError, DatasetNotFoundError, why_not_a_directory
 
 IMAGE_SHAPE = (3, 32, 32)
 RECORD_BYTES = 1 + 3 * 32 * 32  # one label byte, then 1024 R, 1024 G, 1024 B (row-major 32x32)
@@ -74,7 +74,7 @@ def find_cifar10_dir(root: str | os.PathLike) -> Path:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetNotFoundError(
-            f"CIFAR-10 directory {root} does not exist; expected it to hold the binary version "
+            f"CIFAR-10 directory {root} {why_not_a_directory(root)}; expected it to hold the binary version "
             f"({', '.join(TRAIN_FILES)}, {TEST_FILE}), directly or in {SUBFOLDER}/"
         )
     folders = (root, root / SUBFOLDER)

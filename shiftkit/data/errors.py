@@ -4,6 +4,13 @@ Every loader turns a bad or missing file into one of these, with the file's path
 expected in the message, so a user never has to read a traceback from inside numpy.
 """
 
+from pathlib import Path
+
+
+def why_not_a_directory(path: Path) -> str:
+    """``"does not exist"``, or ``"is a file, not a directory"``: for messages about a data directory."""
+    return "is a file, not a directory" if path.exists() else "does not exist"
+
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset directory or file is not where it was said to be.

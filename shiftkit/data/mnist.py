@@ -9,7 +9,7 @@ import numpy as np
 
 from shiftkit.data.arrays import ArrayDataset
 from shiftkit.data.base import ArrayDataModule
-from shiftkit.data.errors import DatasetFormatError, DatasetNotFoundError
+from shiftkit.data.errors import DatasetFormatError, DatasetNotFoundError, why_not_a_directory
 from shiftkit.data.gray import GrayVariant, apply_gray_variant
 from shiftkit.data.idx import read_idx_images, read_idx_labels
 from shiftkit.data.splits import stratified_split
@@ -66,7 +66,7 @@ def _find(directory: Path, name: str) -> Path:
     expected = ", ".join(n for pair in MNIST_FILES.values() for n in pair)
     if not directory.is_dir():
         raise DatasetNotFoundError(
-            f"MNIST directory {directory} does not exist; expected a directory holding "
+            f"MNIST directory {directory} {why_not_a_directory(directory)}; expected a directory holding "
             f"{expected} (each optionally .gz)"
         )
     for folder in (directory, directory / "MNIST" / "raw"):

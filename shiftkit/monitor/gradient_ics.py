@@ -343,7 +343,7 @@ class GradientICSMonitor(PeriodicMeasurement):
             return
         patterns = list(MEASURED_TYPES) if self.layers is None else self.layers
         try:
-            selected = select_modules(pl_module, patterns, self.exclude)
+            selected = select_modules(pl_module, patterns, self.exclude, warn_unmatched=self.layers is not None)
         except ValueError as err:
             raise ValueError(str(err).replace("ShiftMonitor", "GradientICSMonitor", 1)) from None
         self.layer_names = [

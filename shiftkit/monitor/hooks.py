@@ -4,16 +4,37 @@ Hooks are registered once, at ``setup``; the every-N gate is a flag checked
 inside the hook, so on steps that are not measured a hook costs one attribute
 read. Inputs are taken with ``register_forward_pre_hook(with_kwargs=True)`` so
 that keyword-only inputs are seen too.
+
+What is measured: the first floating-point tensor of the positional
+arguments, else of the keyword arguments (for an output: of the output),
+searched through tuples, lists and dicts (see :func:`first_float_tensor`).
+Everything else a module receives or returns is skipped: integer token ids,
+``None``, a LSTM's ``(h, c)`` state, attention weights. During the first
+measurement in which a site is called, the hook takes an inventory of those
+skipped tensors (:func:`tensor_leaves`) so that the monitor can say once, per
+site, what it measured and what it left out; later calls take the fast path.
+
+Under ``torch.compile`` the gate ``if self.active`` is traced (Dynamo guards
+on it: one graph for unmeasured steps, with no trace of the monitor, and one
+for measured steps). In the measured graph a hook only appends a copy of the
+tensor to a list (:meth:`SiteHooks._defer`), a side effect Dynamo replays
+after the graph, so there is no graph break (``fullgraph=True`` works); the
+monitor folds the copies into the accumulator eagerly (:meth:`SiteHooks.flush`)
+at the end of the training batch. The accumulator's Python state is never traced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
+
+#: Containers are searched this many levels deep (a LSTM's ``(out, (h, c))`` needs 2).
+MAX_DEPTH = 2
 
 
 def first_float_tensor(value: Any, depth: int = 0) -> Tensor | None:
@@ -24,7 +45,7 @@ def first_float_tensor(value: Any, depth: int = 0) -> Tensor | None:
     """
     if isinstance(value, Tensor):
         return value if torch.is_floating_point(value) else None
-    if depth > 2:
+    if depth > MAX_DEPTH:
         return None
     if isinstance(value, Mapping):
         value = list(value.values())
@@ -36,20 +57,58 @@ def first_float_tensor(value: Any, depth: int = 0) -> Tensor | None:
     return None
 
 
+def _first_float(args: tuple, kwargs: dict) -> Tensor | None:
+    x = first_float_tensor(args)
+    return x if x is not None else first_float_tensor(kwargs)
+
+
+def tensor_leaves(value: Any, path: str, depth: int = 0) -> list[tuple[str, Tensor]]:
+    """Every tensor in ``value`` with its path (``args[1][0]``, ``kwargs['mask']``), in search order.
+
+    Same traversal as :func:`first_float_tensor`, so the first floating entry is
+    the one that function returns.
+    """
+    if isinstance(value, Tensor):
+        return [(path, value)]
+    if depth > MAX_DEPTH:
+        return []
+    if isinstance(value, Mapping):
+        items = [(f"{path}[{k!r}]", v) for k, v in value.items()]
+    elif isinstance(value, (tuple, list)):
+        items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return []
+    return [leaf for p, v in items for leaf in tensor_leaves(v, p, depth + 1)]
+
+
+def describe(x: Tensor) -> str:
+    """``float32 8x5x4``: dtype and shape, for messages."""
+    return f"{str(x.dtype).removeprefix('torch.')} {'x'.join(map(str, x.shape)) or 'scalar'}"
+
+
+@dataclass
+class Inventory:
+    """What the calls of one site carried during the measurement it was first seen in."""
+
+    measured: dict[str, str] = field(default_factory=dict)  # path -> description
+    skipped: dict[str, str] = field(default_factory=dict)
+    calls: int = 0
+
+
 class SiteHooks:
     """The hooks of all sites; ``active`` gates them all at once.
 
     Args:
         observe: called as ``observe(site_index, tensor)`` for each measured tensor.
-        on_skip: called as ``on_skip(site_index)`` when a measured call carried
-            no floating tensor (reported once per site by the caller).
     """
 
-    def __init__(self, observe: Callable[[int, Tensor], None], on_skip: Callable[[int], None]):
+    def __init__(self, observe: Callable[[int, Tensor], None]):
         self.active = False
         self._observe = observe
-        self._on_skip = on_skip
         self._handles: list[RemovableHandle] = []
+        self._described: set[int] = set()
+        self._inventories: dict[int, Inventory] = {}
+        self._deferred: list[tuple[int, Any, Tensor | None]] = []
 
     def register(self, index: int, module: nn.Module, kind: str) -> None:
         """Hook ``module``'s input (``kind="in"``) or output (``"out"``) for site ``index``."""
@@ -57,29 +116,84 @@ class SiteHooks:
 
             def pre_hook(mod, args, kwargs):
                 if self.active:
-                    x = first_float_tensor(args)
-                    self._take(index, x if x is not None else first_float_tensor(kwargs))
+                    if torch.compiler.is_compiling():
+                        self._defer(index, ("args", args, "kwargs", kwargs), _first_float(args, kwargs))
+                    else:
+                        self._take_input(index, args, kwargs)
 
             self._handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
         else:
 
             def post_hook(mod, args, output):
                 if self.active:
-                    self._take(index, first_float_tensor(output))
+                    if torch.compiler.is_compiling():
+                        self._defer(index, ("output", output), first_float_tensor(output))
+                    else:
+                        self._take_output(index, output)
 
             self._handles.append(module.register_forward_hook(post_hook))
 
-    def _take(self, index: int, x: Tensor | None) -> None:
-        if x is None:
-            self._on_skip(index)
+    def _defer(self, index: int, value: Any, x: Tensor | None) -> None:
+        # Traced by Dynamo as a side effect (a list append), so a compiled forward
+        # keeps one graph even with fullgraph=True. The copy is taken now: a later
+        # in-place op (ReLU(inplace=True)) must not change what is measured.
+        self._deferred.append((index, value, None if x is None else x.detach().clone()))
+
+    @torch.compiler.disable
+    def _take_input(self, index: int, args: tuple, kwargs: dict) -> None:
+        if index in self._described:
+            self._take(index, _first_float(args, kwargs))
         else:
+            self._take_new(index, tensor_leaves(args, "args") + tensor_leaves(kwargs, "kwargs"))
+
+    @torch.compiler.disable
+    def _take_output(self, index: int, output: Any) -> None:
+        if index in self._described:
+            self._take(index, first_float_tensor(output))
+        else:
+            self._take_new(index, tensor_leaves(output, "output"))
+
+    def flush(self) -> None:
+        """Measure what compiled forwards deferred (call before reading the accumulator)."""
+        deferred, self._deferred = self._deferred, []
+        for index, value, x in deferred:
+            if index in self._described:
+                self._take(index, x)
+            else:
+                pairs = zip(value[::2], value[1::2])
+                self._take_new(index, [leaf for path, v in pairs for leaf in tensor_leaves(v, path)], x)
+
+    def _take(self, index: int, x: Tensor | None) -> None:
+        if x is not None:
             self._observe(index, x)
+
+    def _take_new(self, index: int, leaves: list[tuple[str, Tensor]], copy: Tensor | None = None) -> None:
+        """A call of a site not described yet: note what is measured and what is skipped.
+
+        ``copy``: the measured tensor as copied by a compiled forward (else the leaf itself).
+        """
+        inventory = self._inventories.setdefault(index, Inventory())
+        inventory.calls += 1
+        x = next((t for _, t in leaves if torch.is_floating_point(t)), None)
+        for path, t in leaves:
+            if t is not x:
+                inventory.skipped.setdefault(path, describe(t))
+            elif not inventory.measured:  # q, k, v of self-attention are one tensor: measured once
+                inventory.measured[path] = describe(t)
+        self._take(index, x if copy is None else copy)
+
+    def take_inventories(self) -> dict[int, Inventory]:
+        """The inventories of the sites first called since the last call (once per site)."""
+        taken, self._inventories = self._inventories, {}
+        self._described.update(taken)
+        return taken
 
     def remove(self) -> None:
         """Remove every hook; the model is left as it was found."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._deferred.clear()
         self.active = False
 
     def __len__(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor
@@ -13,13 +13,24 @@ from shiftkit.records import SHIFT_MAX_KL_GAUSS, SHIFT_MEAN_KL_GAUSS, histogram_
 from shiftkit.stats import Snapshot
 
 
+#: Statistics whose name starts with this are flags for the monitor, not logged values.
+FLAG_PREFIX = "_"
+#: Flag: the site's float32 sums overflowed (see :func:`shiftkit.stats.overflowed`).
+OVERFLOW_FLAG = "_overflow"
+
+
 @dataclass
 class SiteRecord:
-    """The host-side numbers of one site at one measurement."""
+    """The host-side numbers of one site at one measurement.
+
+    ``values`` are the statistics (in :attr:`ShiftMonitor.history`); ``flags``
+    the entries named with :data:`FLAG_PREFIX` (read back in the same transfer).
+    """
 
     site: str
     values: dict[str, float]
     hist: list[float] = field(default_factory=list)
+    flags: dict[str, float] = field(default_factory=dict)
 
     @property
     def has_data(self) -> bool:
@@ -43,8 +54,9 @@ def records_from_host(stats: dict[str, Tensor], snap: Snapshot, sites: list[str]
     records = []
     for i, site in enumerate(sites):
         values = {n: host[j * num_sites + i] for j, n in enumerate(names)}
+        flags = {n: values.pop(n) for n in names if n.startswith(FLAG_PREFIX)}
         hist = host[hist_start + i * bins : hist_start + (i + 1) * bins] if with_hist else []
-        records.append(SiteRecord(site, values, hist))
+        records.append(SiteRecord(site, values, hist, flags))
     return records
 
 
@@ -82,8 +94,20 @@ def wandb_histograms(records: Iterable[SiteRecord], snap: Snapshot) -> dict[str,
     return out
 
 
-def log_measurement(loggers, records: list[SiteRecord], step: int, allowed: frozenset[str], snap: Snapshot | None) -> None:
-    """One ``log_metrics`` call per logger; W&B loggers also get the histograms when ``snap`` is given."""
+def log_measurement(
+    loggers,
+    records: list[SiteRecord],
+    step: int,
+    allowed: frozenset[str],
+    snap: Snapshot | None,
+    on_error: Callable[[Any, Exception], None] | None = None,
+) -> None:
+    """One ``log_metrics`` call per logger; W&B loggers also get the histograms when ``snap`` is given.
+
+    A logger that raises (a W&B directory that cannot be written, a full disk)
+    is handed to ``on_error(logger, error)`` and the other loggers still get
+    the metrics; without ``on_error`` the error propagates.
+    """
     metrics = measurement_metrics(records, allowed)
     if not loggers or not metrics:
         return
@@ -91,8 +115,13 @@ def log_measurement(loggers, records: list[SiteRecord], step: int, allowed: froz
 
     hists = None
     for logger in loggers:
-        if snap is not None and isinstance(logger, WandbLogger):
-            hists = hists if hists is not None else wandb_histograms(records, snap)
-            logger.log_metrics({**metrics, **hists}, step=step)
-        else:
-            logger.log_metrics(metrics, step=step)
+        try:
+            if snap is not None and isinstance(logger, WandbLogger):
+                hists = hists if hists is not None else wandb_histograms(records, snap)
+                logger.log_metrics({**metrics, **hists}, step=step)
+            else:
+                logger.log_metrics(metrics, step=step)
+        except Exception as err:
+            if on_error is None:
+                raise
+            on_error(logger, err)

@@ -61,6 +61,32 @@ def moved_copy(batch: Any, device) -> Any:
     return move_data_to_device(detached_copy(batch), device)
 
 
+#: Leaf types a ``weights_only=True`` checkpoint loads.
+_PLAIN_LEAVES = (str, bytes, int, float, bool, complex, type(None))
+
+
+def plain_batch(batch: Any) -> Any:
+    """A copy of a (nested) batch made of CPU tensors, dicts, lists, tuples, strings and numbers only.
+
+    Namedtuples become tuples and mappings become dicts, so a checkpoint holding
+    it loads with ``torch.load(..., weights_only=True)``.
+
+    Raises:
+        TypeError: the batch holds another kind of object (named in the message).
+    """
+    if isinstance(batch, Tensor):
+        return batch.detach().cpu().clone()
+    if isinstance(batch, Mapping):
+        return {k: plain_batch(v) for k, v in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(plain_batch(v) for v in batch)
+    if isinstance(batch, list):
+        return [plain_batch(v) for v in batch]
+    if isinstance(batch, _PLAIN_LEAVES):
+        return batch
+    raise TypeError(f"it holds a {type(batch).__module__}.{type(batch).__qualname__}, not only tensors, containers and numbers")
+
+
 def run_probe(module: nn.Module, batch: Any, probe_fn: ProbeFn, seed: int) -> None:
     """Run ``probe_fn(module, batch)`` in training mode without side effects (see module doc)."""
     saved = [(b, b.detach().clone()) for b in module.buffers()]

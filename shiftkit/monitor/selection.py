@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from fnmatch import fnmatchcase
-from typing import Iterable, Sequence, Union
+from typing import Any, Iterable, Sequence, Union
 
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from shiftkit.stats import CHANNELS, FEATURES, RECTIFIERS, SiteSpec
@@ -15,7 +17,21 @@ Pattern = Union[str, type]
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _CHANNEL_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
-_FEATURE_LAYERS = (nn.Linear, nn.Bilinear, nn.LayerNorm, nn.Embedding, nn.RMSNorm)
+#: Layers whose units are the last dimension: linear maps, token embeddings,
+#: layer norms, recurrent layers and cells (``batch_first`` or not: features are
+#: last either way) and attention (``(batch, seq, embed)`` or ``(seq, batch, embed)``).
+_FEATURE_LAYERS = (
+    nn.Linear, nn.Bilinear, nn.LayerNorm, nn.Embedding, nn.EmbeddingBag, nn.RMSNorm,
+    nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention,
+    nn.Transformer, nn.TransformerEncoder, nn.TransformerDecoder,
+    nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
+)  # fmt: skip
+#: Modules whose submodules hold parameters but are never called as modules
+#: (``MultiheadAttention`` uses ``out_proj.weight`` directly): left out of the
+#: default selection, where their hooks would never fire.
+_UNCALLED_CHILDREN = (nn.MultiheadAttention,)
+#: ``torch.compile(module)`` wraps ``module`` as ``_orig_mod``; site names leave it out.
+COMPILED_PREFIX = "_orig_mod"
 #: Modules in torch.nn.modules.activation that are not elementwise nonlinearities.
 _NOT_ACTIVATIONS = ("MultiheadAttention", "Softmax", "Softmin", "LogSoftmax", "Softmax2d")
 
@@ -43,39 +59,90 @@ def matches(name: str, module: nn.Module, patterns: Iterable[Pattern]) -> bool:
     return False
 
 
-def _as_patterns(value: Pattern | Sequence[Pattern] | None) -> list[Pattern]:
+def as_patterns(value: Pattern | Sequence[Pattern] | None, argument: str = "layers") -> list[Pattern]:
+    """``value`` as a list of patterns.
+
+    Raises:
+        ValueError: ``value`` is not a string, a module class, or a list/tuple of them
+            (the message names ``argument`` and the allowed forms).
+    """
     if value is None:
         return []
-    if isinstance(value, (str, type)):
-        return [value]
-    return list(value)
+    items = [value] if isinstance(value, (str, type)) else value
+    if not isinstance(items, (list, tuple)) or not all(_is_pattern(p) for p in items):
+        raise ValueError(
+            f"ShiftMonitor: {argument} must be a glob string on module names or type names "
+            f"('encoder.*', 'Conv*'), an nn.Module subclass, or a list of them; got {value!r}"
+        )
+    return list(items)
+
+
+def _is_pattern(p: Any) -> bool:
+    return (isinstance(p, str) and p != "") or (isinstance(p, type) and issubclass(p, nn.Module))
+
+
+def site_name(name: str) -> str:
+    """A module name without the ``_orig_mod`` segments that ``torch.compile`` inserts."""
+    if COMPILED_PREFIX not in name:
+        return name
+    return ".".join(part for part in name.split(".") if part != COMPILED_PREFIX)
+
+
+def named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``model.named_modules()`` without the model itself, named as by :func:`site_name`.
+
+    A compiled submodule appears twice in ``named_modules()`` (the wrapper and
+    its ``_orig_mod``); only the original module is kept.
+    """
+    dynamo = sys.modules.get("torch._dynamo")  # not imported: nothing can be compiled
+    wrapper = dynamo.OptimizedModule if dynamo is not None else ()
+    out = []
+    for name, module in model.named_modules():
+        if name and not isinstance(module, wrapper):
+            out.append((site_name(name), module))
+    return out
 
 
 def select_modules(
-    model: nn.Module, layers: Pattern | Sequence[Pattern] | None, exclude: Pattern | Sequence[Pattern] | None
+    model: nn.Module,
+    layers: Pattern | Sequence[Pattern] | None,
+    exclude: Pattern | Sequence[Pattern] | None,
+    warn_unmatched: bool = True,
 ) -> list[tuple[str, nn.Module]]:
     """The ``(name, module)`` pairs to monitor, in the model's module order.
+
+    A user's pattern that matches nothing gets a warning (a typo?), unless
+    ``warn_unmatched`` is False (a caller passing its own default list).
 
     Raises:
         ValueError: nothing matched; the message names the patterns and lists
             some of the model's modules.
     """
-    include, skip = _as_patterns(layers), _as_patterns(exclude)
+    include, skip = as_patterns(layers, "layers"), as_patterns(exclude, "exclude")
+    modules = named_modules(model)
+    uncalled = {
+        id(child) for _, m in modules if isinstance(m, _UNCALLED_CHILDREN) for child in m.modules() if child is not m
+    }
     chosen = []
-    for name, module in model.named_modules():
-        if not name:  # the LightningModule itself
-            continue
-        selected = matches(name, module, include) if include else is_default_layer(module)
+    for name, module in modules:
+        selected = matches(name, module, include) if include else is_default_layer(module) and id(module) not in uncalled
         if selected and not matches(name, module, skip):
             chosen.append((name, module))
+    available = ", ".join(f"{n} ({type(m).__name__})" for n, m in modules[:25]) or "no submodules"
     if not chosen:
-        available = [f"{n} ({type(m).__name__})" for n, m in model.named_modules() if n][:25]
         tried = f"layers={include!r}" if include else "the default layer types (Linear, Conv*, norms, activations)"
         raise ValueError(
             f"ShiftMonitor: no module matched {tried} with exclude={skip!r}. "
             f"Patterns are globs on module names or type names, or module classes. "
-            f"The model has: {', '.join(available) or 'no submodules'}"
+            f"The model has: {available}"
         )
+    for argument, patterns in (("layers", include), ("exclude", skip)) if warn_unmatched else ():
+        unused = [p for p in patterns if not any(matches(n, m, [p]) for n, m in modules)]
+        if unused:
+            rank_zero_warn(
+                f"ShiftMonitor: {argument} patterns {unused!r} match no module of the model "
+                f"(a typo?). The model has: {available}"
+            )
     return chosen
 
 
@@ -88,7 +155,7 @@ def unit_layouts(model: nn.Module) -> dict[str, int]:
     it in ``named_modules()`` order — a ReLU after a Conv2d sees channels.
     """
     layouts, current = {}, FEATURES
-    for name, module in model.named_modules():
+    for name, module in named_modules(model):
         if isinstance(module, (*_CONV, *_CHANNEL_NORMS)):
             current = CHANNELS
         elif isinstance(module, _FEATURE_LAYERS):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import math
+from collections.abc import Mapping
 from typing import Any, Iterator, Literal, Sequence
 
 import torch
@@ -10,15 +12,17 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
 from shiftkit.monitor.hooks import SiteHooks
-from shiftkit.monitor.logging import SiteRecord, log_measurement, records_from_host
-from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, moved_copy, run_probe
-from shiftkit.monitor.selection import Pattern, build_sites, select_modules, unit_layouts
+from shiftkit.monitor.logging import OVERFLOW_FLAG, SiteRecord, log_measurement, records_from_host
+from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, moved_copy, plain_batch, run_probe
+from shiftkit.monitor.selection import Pattern, as_patterns, build_sites, select_modules, unit_layouts
 from shiftkit.monitor.summary import summarize_history
 from shiftkit.stats import (
+    EDGE_LIMIT,
     SATURATION_THRESHOLDS,
     ShiftAccumulator,
     SiteSpec,
     Snapshot,
+    overflowed,
     percentile_names,
     site_statistics,
     torch_distributed_all_reduce,
@@ -66,11 +70,56 @@ class ShiftMonitor(Callback):
 
     The exact definitions are in :mod:`shiftkit.stats.compare`.
 
+    **What a site measures.** The first floating-point tensor among the
+    module's positional, then keyword arguments (for an ``@out`` site: in its
+    output), searched through tuples, lists and dicts. Integer token ids,
+    ``None``, a LSTM's ``(h, c)``, attention weights are skipped, and the monitor
+    says once per site what it measured and what it skipped. A module called
+    several times in one step (shared weights, a recurrent cell) folds every
+    call into one state. Shapes may change between steps (sequence length,
+    image size, a partial last batch) while the number of units stays; a site
+    whose number of units changes (features = sequence length) skips the calls
+    that do not match its first one, with one warning.
+
+    **Mixed precision.** float16/bfloat16 activations (``precision="bf16-mixed"``,
+    ``"16-mixed"``, ``"bf16-true"``, ``"16-true"``) are upcast to float32 before
+    any reduction; per-call sums are accumulated in float64. On CPU, Lightning
+    turns ``"16-mixed"`` into ``"bf16-mixed"`` (with its own warning); float16
+    autocast on CPU runs with ``plugins=[MixedPrecision("16-mixed", "cpu")]``
+    and is measured the same way (checked on torch 2.13 CPU).
+
+    **torch.compile** (checked on torch 2.13 CPU with the ``eager``, ``aot_eager``
+    and ``inductor`` backends, ``fullgraph=True`` included, compiling the
+    LightningModule or a submodule): the numbers equal the uncompiled model's
+    (inductor: to its own float32 rounding, ~1e-6). Dynamo compiles two variants:
+    unmeasured steps with no trace of the monitor, measured steps where each
+    hook copies its tensor (kept until the end of the batch: one extra copy of
+    every monitored activation on measured steps only) instead of breaking the
+    graph. Hooks may be registered before or after the first compiled call;
+    site names leave out ``_orig_mod``. Not checked here: CUDA graphs
+    (``mode="reduce-overhead"``).
+
+    **Faults never stop training.** NaN/±Inf elements are counted in
+    ``nonfinite`` and left out of every other statistic and of the histograms
+    (one warning per site). Statistics are finite or NaN, never Inf: finite
+    inputs beyond ~1e19 overflow float32 squares, and what depends on them is
+    NaN (one warning per site saying so). An error while measuring a site stops
+    that site, an error in a measurement switches the monitor off, a logger
+    whose ``log_metrics`` raises (W&B on a full disk) stops getting the
+    monitor's metrics — each with one warning, never an exception into the
+    training loop. Misuse does raise: at construction (every argument is
+    checked, the message names it and the allowed values) and at ``setup``
+    (nothing matches ``layers``; a single pattern that matches nothing warns).
+    Under DDP, ranks with uneven or empty batches enter the same collectives in
+    the same order. The state (:meth:`state_dict`) holds only tensors, lists,
+    dicts, strings and numbers: checkpoints load with ``weights_only=True``.
+
     Args:
         layers: which modules to watch: glob patterns on module names
             (``"encoder.*"``) or type names (``"Conv*"``), or module classes.
             Default: every ``Linear``, ``Conv*``, ``BatchNorm*``/``LayerNorm``/
-            ``GroupNorm`` and activation module.
+            ``GroupNorm`` and activation module (not the submodules of
+            ``MultiheadAttention``, which uses their weights without calling them).
         exclude: patterns of modules to leave out, same forms as ``layers``.
         track: measure each layer's ``"inputs"`` (the covariates, default),
             ``"outputs"``, or ``"both"``.
@@ -111,7 +160,12 @@ class ShiftMonitor(Callback):
         keep_histograms: also keep every measurement's histograms in
             :attr:`histogram_history` (``S x (bins + 2)`` floats per measurement;
             for the per-layer "colorful dimension" plots of the reports).
-        max_units: a site with more units than this is tracked as one pooled unit.
+        max_units: a site with more units than this is tracked as one pooled
+            unit (count, sum, sum of squares of all its elements): ``mean``,
+            ``std``, the percentiles and ``nonfinite`` stay exact, and the
+            divergences become those of one pooled Gaussian. So the state is
+            ``O(sites x (min(units, max_units) + bins))`` however wide a layer
+            is; only :attr:`history` grows, by one row per site and measurement.
         fused: compute each layer's sums in one ``torch.compile``-d kernel instead
             of about five elementwise passes (:mod:`shiftkit.stats.fused`):
             ~10x less time per large activation, but tens of seconds of
@@ -163,6 +217,8 @@ class ShiftMonitor(Callback):
         fused: bool = False,
     ):
         super().__init__()
+        as_patterns(layers, "layers")
+        as_patterns(exclude, "exclude")
         _check_choice("track", track, TRACKS)
         _check_choice("reference", reference, REFERENCES)
         _check_choice("probe_baseline", probe_baseline, ("previous", "initial"))
@@ -171,23 +227,42 @@ class ShiftMonitor(Callback):
         _check_int("hist_max_elements", hist_max_elements, 1)
         _check_int("histogram_every", histogram_every, 1)
         _check_int("max_units", max_units, 1)
-        quantiles = tuple(float(q) for q in quantiles)
-        if not quantiles or not all(0.0 < q < 1.0 for q in quantiles):
-            raise ValueError(f"ShiftMonitor: quantiles must be levels in (0, 1), got {quantiles!r}")
+        _check_int("probe_seed", probe_seed, 0)
+        for name, flag in (
+            ("noise_floor", noise_floor), ("log_histograms", log_histograms),
+            ("keep_history", keep_history), ("keep_histograms", keep_histograms), ("fused", fused),
+        ):  # fmt: skip
+            if not isinstance(flag, bool):
+                raise ValueError(f"ShiftMonitor: {name} must be True or False, got {flag!r}")
+        quantiles = _check_quantiles(quantiles)
         known = BASE_STATS + tuple(percentile_names(quantiles))
         if stats is not None:
-            stats = (stats,) if isinstance(stats, str) else tuple(stats)
+            stats = (stats,) if isinstance(stats, str) else stats
+            if not isinstance(stats, (list, tuple, set, frozenset)) or not stats:
+                raise ValueError(f"ShiftMonitor: stats must be a non-empty list of names from: {', '.join(known)}; got {stats!r}")
             unknown = [s for s in stats if s not in known]
             if unknown:
                 raise ValueError(f"ShiftMonitor: unknown stats {unknown}; allowed: {', '.join(known)}")
-        thresholds = dict(SATURATION_THRESHOLDS if saturation_thresholds is None else saturation_thresholds)
-        bad = {k: v for k, v in thresholds.items() if not (isinstance(v, (int, float)) and v > 0)}
+        thresholds = dict(SATURATION_THRESHOLDS) if saturation_thresholds is None else saturation_thresholds
+        if not isinstance(thresholds, Mapping):
+            raise ValueError(
+                f"ShiftMonitor: saturation_thresholds must be a dict {{activation type name: |x| threshold}}, "
+                f"e.g. {dict(SATURATION_THRESHOLDS)}; got {thresholds!r}"
+            )
+        bad = {k: v for k, v in thresholds.items() if not (isinstance(k, str) and _positive_number(v))}
         if bad:
-            raise ValueError(f"ShiftMonitor: saturation_thresholds must be positive numbers, got {bad}")
-        if not (isinstance(var_floor, (int, float)) and 0 <= var_floor < 1):
+            raise ValueError(
+                f"ShiftMonitor: saturation_thresholds must be positive finite numbers keyed by activation "
+                f"type name (str), got {bad}"
+            )
+        thresholds = dict(thresholds)
+        if not (isinstance(var_floor, (int, float)) and not isinstance(var_floor, bool) and 0 <= var_floor < 1):
             raise ValueError(f"ShiftMonitor: var_floor must be a fraction in [0, 1), got {var_floor!r}")
         if probe_fn is not None and not callable(probe_fn):
             raise ValueError("ShiftMonitor: probe_fn must be callable as probe_fn(module, batch)")
+        if reference != "probe" and (probe_batch is not None or probe_fn is not None):
+            given = "probe_batch" if probe_batch is not None else "probe_fn"
+            raise ValueError(f"ShiftMonitor: {given} is used only with reference='probe', got reference={reference!r}")
 
         self.layers, self.exclude, self.track = layers, exclude, track
         self.every_n_steps, self.reference = every_n_steps, reference
@@ -215,6 +290,10 @@ class ShiftMonitor(Callback):
         self._probed_step = -1
         self._pending_state: dict | None = None
         self._warned: set[tuple[str, str]] = set()
+        self._failed_sites: set[int] = set()  # measuring failed on this rank
+        self._failed_loggers: set[int] = set()  # ids of loggers whose log_metrics raised
+        self._no_tensor: set[int] = set()  # sites whose calls carried no float tensor
+        self._disabled = False
 
     # ------------------------------------------------------------------ identity
     @property
@@ -236,9 +315,16 @@ class ShiftMonitor(Callback):
         self._every = self.every_n_steps or trainer.log_every_n_steps
         if self._hooks is not None:
             self._hooks.remove()
-        self._hooks = SiteHooks(self._observe, self._skipped)
+        self._hooks = SiteHooks(self._observe)
         for i, (_, kind, module) in enumerate(sites):
             self._hooks.register(i, module, kind)
+        self._failed_sites, self._failed_loggers, self._no_tensor = set(), set(), set()
+        self._disabled = False
+        if self.log_histograms and not any(_is_wandb(lg) for lg in trainer.loggers):
+            rank_zero_warn(
+                "ShiftMonitor: log_histograms=True, but the Trainer has no WandbLogger; histograms are "
+                "logged to W&B only (keep_histograms=True keeps them for write_records)"
+            )
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._acc = ShiftAccumulator(
@@ -261,7 +347,7 @@ class ShiftMonitor(Callback):
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         self._batch_step = step
-        due = step % self._every == 0 and step != self.last_measured_step
+        due = step % self._every == 0 and step != self.last_measured_step and not self._disabled
         if self.reference != "probe":
             self._hooks.active = due
             return
@@ -274,12 +360,14 @@ class ShiftMonitor(Callback):
                 run_probe(pl_module, self._probe, self.probe_fn or default_probe_fn, self.probe_seed)
             finally:
                 self._hooks.active = False
+            self._hooks.flush()
             self._measure(trainer, step)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         was_active, self._hooks.active = self._hooks.active, False
+        self._hooks.flush()  # what a compiled forward deferred (see hooks)
         # Under gradient accumulation the step's micro-batches all fold into one
         # snapshot: measure once the optimizer has stepped.
         if was_active and trainer.global_step != self._batch_step:
@@ -310,13 +398,33 @@ class ShiftMonitor(Callback):
 
     # ------------------------------------------------------------------- hot path
     def _observe(self, index: int, x: torch.Tensor) -> None:
-        self._acc.observe(index, x)
-
-    def _skipped(self, index: int) -> None:
-        self._warn_once(self._sites[index].name, "no-tensor", "its {kind} carried no floating-point tensor; skipped")
+        if index in self._failed_sites:
+            return
+        try:
+            self._acc.observe(index, x)
+        except Exception as err:  # the monitor must never be why a training run stops
+            # Skipped on this rank only: the packed layout, and so every
+            # collective, stays the same on all ranks.
+            self._failed_sites.add(index)
+            self._warn_once(
+                self._sites[index].name, "observe", f"measuring its {{kind}} failed ({_error(err)}); no longer measured"
+            )
 
     # ------------------------------------------------------------- per measurement
     def _measure(self, trainer: Trainer, step: int) -> None:
+        try:
+            self._measure_now(trainer, step)
+        except Exception as err:  # never an exception from the monitor (see _observe)
+            # Every rank reaches this at the same measurement: the states were
+            # reduced before anything that depends on their values ran.
+            self._disabled = True
+            self._hooks.active = False
+            rank_zero_warn(
+                f"ShiftMonitor: the measurement at step {step} failed ({_error(err)}); the monitor is off "
+                "for the rest of this run, training goes on"
+            )
+
+    def _measure_now(self, trainer: Trainer, step: int) -> None:
         distributed = trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
         snap = self._acc.finish(all_reduce=torch_distributed_all_reduce if distributed else None)
         ref = self._ref
@@ -328,6 +436,7 @@ class ShiftMonitor(Callback):
             var_floor_rel=self.var_floor,
             noise_floor=self.noise_floor and self.reference != "probe",
         )
+        stats[OVERFLOW_FLAG] = overflowed(snap, ref)
         keep_first = self.reference == "initial" or (self.reference == "probe" and self.probe_baseline == "initial")
         if ref is None or not keep_first:
             self._ref = snap
@@ -335,12 +444,22 @@ class ShiftMonitor(Callback):
         records = records_from_host(stats, snap, [s.name for s in self._sites], log_hist or self.keep_histograms)
         self.measurements += 1
         self.last_measured_step = step
-        self._warn_about(records)
-        log_measurement(trainer.loggers, records, step, self.stats, snap if log_hist else None)
+        self._report_inventories()
+        self._warn_about(records, step)
+        loggers = [lg for lg in trainer.loggers if id(lg) not in self._failed_loggers]
+        log_measurement(loggers, records, step, self.stats, snap if log_hist else None, on_error=self._logger_failed)
         if self.keep_history:
             self.history.extend(r.row(step, trainer.current_epoch) for r in records if r.has_data)
         if self.keep_histograms:
             self.histogram_history.append((step, [r.hist for r in records]))
+
+    def _logger_failed(self, logger: Any, err: Exception) -> None:
+        self._failed_loggers.add(id(logger))
+        rank_zero_warn(
+            f"ShiftMonitor: logging to {type(logger).__name__} failed ({_error(err)}); the monitor stops "
+            "logging to it. Its history and the other loggers are unaffected (write_records still writes the "
+            "local records)"
+        )
 
     # ------------------------------------------------------------------- results
     def history_frame(self):
@@ -380,17 +499,36 @@ class ShiftMonitor(Callback):
 
     # -------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
+        """The monitor's state: tensors, lists, dicts, strings and numbers only.
+
+        So a checkpoint loads with ``torch.load(..., weights_only=True)``. A probe
+        batch holding other objects than those is not saved (with a warning); a
+        run resumed from such a checkpoint takes a new probe batch and starts a
+        new reference.
+        """
         if self._acc is None:
             return {} if self._pending_state is None else self._pending_state
+        probe = None
+        if self._probe is not None:
+            try:
+                probe = plain_batch(self._probe)
+            except TypeError as err:
+                if ("", "probe-state") not in self._warned:
+                    self._warned.add(("", "probe-state"))
+                    rank_zero_warn(
+                        f"ShiftMonitor: the probe batch is not saved in checkpoints ({err}); a run resumed from "
+                        "them takes a new probe batch and starts a new reference"
+                    )
         return {
             "version": 1,
             "sites": [s.name for s in self._sites],
             "measurements": self.measurements,
             "last_measured_step": self.last_measured_step,
             "accumulator": self._acc.state_dict(),
-            "reference": None if self._ref is None else self._ref.state_dict(),
-            "probe": None if self._probe is None else moved_copy(self._probe, "cpu"),
+            "reference": None if self._ref is None or (self.reference == "probe" and probe is None) else self._ref.state_dict(),
+            "probe": probe,
             "history": list(self.history),
+            "histogram_history": [[step, counts] for step, counts in self.histogram_history],
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -399,6 +537,7 @@ class ShiftMonitor(Callback):
         # Applied at on_train_start, once the model is on its device.
         self._pending_state = state_dict
         self.history = list(state_dict.get("history", []))
+        self.histogram_history = [(step, counts) for step, counts in state_dict.get("histogram_history", [])]
         self.measurements = state_dict.get("measurements", 0)
         self.last_measured_step = state_dict.get("last_measured_step")
 
@@ -423,24 +562,81 @@ class ShiftMonitor(Callback):
             kind = "output" if site.endswith("@out") else "input"
             rank_zero_warn(f"ShiftMonitor: site '{site}': " + message.format(kind=kind))
 
-    def _warn_about(self, records: list[SiteRecord]) -> None:
+    def _report_inventories(self) -> None:
+        """Say once per site what its calls carried that was not measured (see :mod:`.hooks`)."""
+        for i, inventory in sorted(self._hooks.take_inventories().items()):
+            skipped = ", ".join(f"{path}: {what}" for path, what in inventory.skipped.items())
+            if not inventory.measured:
+                self._no_tensor.add(i)
+                got = f"got {skipped}" if skipped else "got no tensor at all"
+                self._warn_once(
+                    self._sites[i].name, "no-tensor", f"its {{kind}} carried no floating-point tensor ({got}); not measured"
+                )
+            elif skipped:
+                ((path, what),) = inventory.measured.items()
+                self._warn_once(self._sites[i].name, "skipped", f"measured {path}: {what}; skipped {skipped}")
+
+    def _warn_about(self, records: list[SiteRecord], step: int) -> None:
         for r in records:
             if r.values.get("nonfinite", 0.0) > 0:
                 self._warn_once(
                     r.site, "nonfinite", "{kind} had non-finite values (counted in 'nonfinite', left out of the statistics)"
+                )
+            if r.flags.get(OVERFLOW_FLAG):
+                self._warn_once(
+                    r.site,
+                    "overflow",
+                    f"{{kind}} values too large for float32 sums of squares (|x| above ~1e19) at step {step}; "
+                    "its moments and divergences are reported as NaN where they overflowed",
+                )
+        for i, (lo, hi) in enumerate(zip(self._acc.layout.lo, self._acc.layout.hi)):
+            if max(abs(lo), abs(hi)) >= EDGE_LIMIT:  # NaN (not seen yet) compares False
+                self._warn_once(
+                    self._sites[i].name,
+                    "edges",
+                    f"its histogram edges were chosen from values as large as {max(abs(lo), abs(hi)):.3g}; "
+                    "its percentiles and histogram divergences are coarse for the rest of the run",
                 )
         for i in sorted(self._acc.shape_mismatch):
             self._warn_once(self._sites[i].name, "shape", "the number of units changed between calls; those calls are skipped")
 
     def _warn_once_for_missing(self) -> None:
         if self._acc is not None:
-            for name in self._acc.never_seen:
-                self._warn_once(name, "never", "never ran in a measured training step; dropped")
+            # Sites already explained (no float tensor, measuring failed) are not repeated.
+            explained = self._no_tensor | self._failed_sites
+            for i, spec in enumerate(self._sites):
+                if spec.name in self._acc.never_seen and i not in explained:
+                    self._warn_once(spec.name, "never", "never ran in a measured training step; dropped")
+
+
+def _error(err: Exception) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def _is_wandb(logger: Any) -> bool:
+    from lightning.pytorch.loggers import WandbLogger
+
+    return isinstance(logger, WandbLogger)
 
 
 def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ValueError(f"ShiftMonitor: {name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _check_quantiles(quantiles: Any) -> tuple[float, ...]:
+    ok = isinstance(quantiles, (list, tuple)) and quantiles and all(
+        isinstance(q, (int, float)) and not isinstance(q, bool) and 0.0 < q < 1.0 for q in quantiles
+    )
+    if not ok:
+        raise ValueError(
+            f"ShiftMonitor: quantiles must be levels in (0, 1), a non-empty list such as (0.15, 0.5, 0.85); got {quantiles!r}"
+        )
+    return tuple(float(q) for q in quantiles)
 
 
 def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:

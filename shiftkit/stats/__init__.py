@@ -18,7 +18,7 @@ from shiftkit.stats.activation import (
     dead_unit_fraction,
     saturation_fraction,
 )
-from shiftkit.stats.compare import DIVERGENCE_STATS, percentile_names, site_statistics
+from shiftkit.stats.compare import DIVERGENCE_STATS, overflowed, percentile_names, site_statistics
 from shiftkit.stats.divergence import (
     HIST_SMOOTHING,
     gaussian_kl,
@@ -30,6 +30,7 @@ from shiftkit.stats.divergence import (
     std_log_ratio,
 )
 from shiftkit.stats.histogram import (
+    EDGE_LIMIT,
     HistogramEdges,
     choose_edges,
     edges_from_range,

@@ -349,8 +349,11 @@ class ShiftAccumulator:
         fields = fields_from_raw(self.raw, shift, flag_counted(shift, positive, beyond))
         snap = Snapshot(self.layout, fields, self.hist, shift)
         count = fields[F_COUNT]
-        # Next shift: this measurement's mean, so that sums of squares stay centred.
-        self._shift = torch.where(count > 0, fields[F_SUM] / count.clamp_min(1), shift).float()
+        # Next shift: this measurement's mean, so that sums of squares stay centred;
+        # not from a unit whose sums overflowed float32 (a mean of 1e28 would make
+        # every later (x - K)^2 overflow too).
+        ok = (count > 0) & torch.isfinite(fields[F_SUM]) & torch.isfinite(fields[F_SUMSQ])
+        self._shift = torch.where(ok, fields[F_SUM] / count.clamp_min(1), shift).float()
         self._shift_views.clear()
         self._alloc()
         return snap

@@ -21,6 +21,10 @@ Definitions (B = current snapshot, A = reference; per unit unless noted):
   ``dead_frac``: fraction of elements <= 0; ``dead_units``: fraction of units
   with no element > 0; ``nonfinite``: count of NaN/±Inf elements.
 
+Finite or NaN: a statistic is never ±Inf. Where float32 sums overflowed
+(finite inputs beyond about 1e19, whose squares are Inf in float32; see
+:func:`overflowed`), the statistics that depend on them are NaN.
+
 Variance floor: per site, variances below ``var_floor_rel`` (1e-2) times the
 larger of A's and B's mean per-unit variance are raised to it (plus 1e-30).
 Units that are nearly constant relative to their layer — always-zero border
@@ -147,12 +151,15 @@ def site_statistics(
     if ref is not None:
         ref = ref.extended_to(layout)
         n_a, mu_a, var_a = _moments(ref)
-        has_a = (n_a > 0).double()
-        var_a0 = torch.where(n_a > 0, var_a, zero)
+        # Overflowed (non-finite) variances stay out of the floor: an Inf floor
+        # would flatten every unit of the site to the same variance.
+        ok_a = (n_a > 0) & torch.isfinite(var_a)
+        has_a, var_a0 = ok_a.double(), torch.where(ok_a, var_a, zero)
     else:
         has_a = var_a0 = torch.zeros_like(n)
+    ok = has & torch.isfinite(var)
     # Stage 1: everything that needs no per-site number yet.
-    (n_site, sum_site, nonfinite, flag, never_fired, units_with_data, var_a_sum, units_a, var_sum) = seg.sums(
+    (n_site, sum_site, nonfinite, flag, never_fired, units_with_data, var_a_sum, units_a, var_sum, units_var) = seg.sums(
         n,
         torch.where(has, f[F_SUM], zero),
         f[F_NONFINITE],
@@ -161,7 +168,8 @@ def site_statistics(
         hasf,
         var_a0,
         has_a,
-        torch.where(has, var, zero),
+        torch.where(ok, var, zero),
+        ok.double(),
     )
     mean_site = sum_site / n_site
     out: dict[str, Tensor] = {"mean": mean_site}
@@ -183,11 +191,11 @@ def site_statistics(
         out["std"] = (spread_site / n_site).sqrt()
         nan = torch.full((num_sites,), math.nan, dtype=torch.float64, device=device)
         out.update({name: nan for name in DIVERGENCE_STATS if noise_floor or name != "kl_gauss_floor"})
-        return out
+        return _finite_or_nan(out)
 
     # Stage 2: the divergences, with the per-site variance floor.
     both = has & (n_a > 0)
-    typical = torch.maximum(var_a_sum / units_a, var_sum / units_with_data).nan_to_num(0.0)
+    typical = torch.maximum(var_a_sum / units_a, var_sum / units_var).nan_to_num(0.0)
     floor = seg.expand(var_floor_rel * typical + 1e-30)
     kl = gaussian_kl(mu, var, mu_a, var_a, floor)
     drift = mean_drift(mu, mu_a, var_a, floor)
@@ -205,7 +213,31 @@ def site_statistics(
     out["js_hist"] = torch.where(hist_ok, histogram_js(cur.hist, ref.hist, smoothing), math.nan)
     if noise_floor:
         out["kl_gauss_floor"] = summed[5] / summed[6]
-    return out
+    return _finite_or_nan(out)
+
+
+def _finite_or_nan(out: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {name: torch.where(torch.isfinite(v), v, math.nan) for name, v in out.items()}
+
+
+def overflowed(cur: Snapshot, ref: Snapshot | None = None) -> Tensor:
+    """``(S,)`` float64: 1 where a site's float32 sums overflowed in ``cur`` (or in ``ref``), else 0.
+
+    Overflow: a unit with finite elements whose sum or sum of squares is not
+    finite — its values were beyond about 1e19, so their float32 squares are
+    Inf. Its moments and divergences are then NaN (see the module docstring).
+    """
+    num_sites = cur.hist.shape[0]
+    seg = _Segments(cur.layout.site_of_unit(cur.fields.device), num_sites)
+    bad = _overflowed_units(cur)
+    if ref is not None:
+        bad = bad | _overflowed_units(ref.extended_to(cur.layout))
+    return (seg.sums(bad)[0] > 0).double()
+
+
+def _overflowed_units(snap: Snapshot) -> Tensor:
+    f = snap.fields
+    return (f[F_COUNT] > 0) & ~(torch.isfinite(f[F_SUM]) & torch.isfinite(f[F_SUMSQ]))
 
 
 def _split_half_kl(cur: Snapshot, n_a: Tensor, floor: Tensor, both: Tensor) -> tuple[Tensor, Tensor]:

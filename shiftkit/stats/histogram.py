@@ -89,13 +89,21 @@ def finite_extremes(x: Tensor) -> Tensor:
     return torch.stack([lo, hi])
 
 
+#: Largest |edge| :func:`edges_from_range` starts from: widened, it stays far below
+#: float32's 3.4e38 (``histc`` takes float32 bounds; beyond them it raises).
+EDGE_LIMIT = 1e30
+
+
 def edges_from_range(q_lo: float, q_hi: float, bins: int = 64, margin: float = 0.5) -> HistogramEdges:
     """Widen ``[q_lo, q_hi]`` by ``margin`` spans, then half a bin, on each side (see the module docstring).
 
-    A non-finite or empty range (``q_lo > q_hi``) falls back to ``[-1, 1]``.
+    A non-finite or empty range (``q_lo > q_hi``) falls back to ``[-1, 1]``; the
+    range is clipped to ``±EDGE_LIMIT`` so that every edge stays a float32 value
+    (larger values land in the outer bins).
     """
     if not (math.isfinite(q_lo) and math.isfinite(q_hi)) or q_lo > q_hi:
         q_lo, q_hi = -1.0, 1.0
+    q_lo, q_hi = min(max(q_lo, -EDGE_LIMIT), EDGE_LIMIT), min(max(q_hi, -EDGE_LIMIT), EDGE_LIMIT)
     span = q_hi - q_lo
     scale = max(abs(q_lo), abs(q_hi))
     min_span = max(1e-6 * scale, 1e-6)

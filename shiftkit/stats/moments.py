@@ -104,7 +104,7 @@ def unit_raw_sums(
 
         k = torch.zeros(units, device=x.device) if shift is None else shift.float()
         rows = fused_raw_sums(x, broadcast_units(k, x.dim(), unit_dim), dims, h, positive, beyond)
-        elements = rows.new_tensor([[per_unit], [per_unit * h // x.shape[0]]]).expand(2, units)
+        elements = rows.new_tensor([[per_unit], [per_unit * h // max(x.shape[0], 1)]]).expand(2, units)
         return torch.cat([rows, elements])
     work = scratch.rows(3, x) if scratch is not None else torch.empty((3, *x.shape), device=x.device)
     bad, dev, sq = work[0], work[1], work[2]  # row order = the order of the sums below
@@ -132,7 +132,7 @@ def unit_raw_sums(
         flag = xk.sign_().sum(dims).reshape(1, units)
     else:
         flag = torch.zeros_like(full[:1])
-    elements = full.new_tensor([[per_unit], [per_unit * h // x.shape[0]]]).expand(2, units)
+    elements = full.new_tensor([[per_unit], [per_unit * h // max(x.shape[0], 1)]]).expand(2, units)
     return torch.cat([full, half, flag, elements])
 
 

@@ -22,7 +22,6 @@ from shiftkit import ShiftMonitor  # noqa: E402
 from tests.monitor.conftest import OffsetNet, loader, standardized  # noqa: E402
 
 
-
 class SameOrder(pl.LightningDataModule):
     """Rank r gets rows r, r+k, r+2k, ...: with k ranks of batch b, step t covers exactly
     the rows of the single-process batch t of size k*b. (Lightning's own
@@ -65,6 +64,25 @@ class DumpHistory(pl.Callback):
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 
+def fit_and_dump(out, make_model, datamodule, **trainer_kwargs) -> None:
+    """Fit ``make_model()`` (built after seeding) with a ShiftMonitor measuring every step;
+    each rank dumps its history and collective counts into ``out``."""
+    os.makedirs(out, exist_ok=True)
+    counter = CountingAllReduce(shift_monitor_module.torch_distributed_all_reduce)
+    pl.seed_everything(0, verbose=False)
+    monitor = ShiftMonitor(every_n_steps=1, hist_max_elements=10**6)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        callbacks=[monitor, DumpHistory(monitor, counter, out)],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        **trainer_kwargs,
+    )
+    trainer.fit(make_model(), datamodule=datamodule)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--strategy", default="auto")
@@ -73,23 +91,15 @@ def main():
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    counter = CountingAllReduce(shift_monitor_module.torch_distributed_all_reduce)
-    pl.seed_everything(0, verbose=False)
-    monitor = ShiftMonitor(every_n_steps=1, hist_max_elements=10**6)
-    trainer = pl.Trainer(
-        accelerator="cpu",
+    fit_and_dump(
+        args.out,
+        lambda: OffsetNet(lr=0.3, delta=0.4, shift_step=3),
+        SameOrder(args.batch),
         devices=args.devices,
         strategy=args.strategy,
         max_steps=args.steps,
         logger=CSVLogger(args.out, name="csv", version=0),
-        callbacks=[monitor, DumpHistory(monitor, counter, args.out)],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        use_distributed_sampler=False,
     )
-    trainer.fit(OffsetNet(lr=0.3, delta=0.4, shift_step=3), datamodule=SameOrder(args.batch))
 
 
 if __name__ == "__main__":

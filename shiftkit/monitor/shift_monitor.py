@@ -32,7 +32,7 @@ TRACKS = ("inputs", "outputs", "both")
 REFERENCES = ("previous", "initial", "probe")
 BASE_STATS = (
     "kl_gauss", "kl_gauss_floor", "kl_hist", "js_hist", "mean_drift", "mean_drift_max", "std_log_ratio",
-    "mean", "std", "sat_frac", "dead_frac", "dead_units", "nonfinite",
+    "mean", "std", "sat_frac", "dead_frac", "dead_units", "nonfinite", "hist_outside",
 )  # fmt: skip
 
 
@@ -148,6 +148,11 @@ class ShiftMonitor(Callback):
         saturation_thresholds: ``{activation type name: |x| threshold}``;
             default :data:`~shiftkit.stats.SATURATION_THRESHOLDS` (Sigmoid 4, Tanh 2).
         noise_floor: log ``kl_gauss_floor`` (costs a few half-batch reductions).
+        widen_at: when more than this share of a site's histogram falls outside
+            its range (``hist_outside``), the range doubles around its centre
+            from the next measurement on, so percentiles stay values rather than
+            bounds; older histograms are re-binned onto the new edges (exactly,
+            in-range). None keeps the warm-up edges for the whole run.
         var_floor: per-unit variances below this fraction of the layer's typical
             (mean per-unit) variance are raised to it before the Gaussian KL and
             the mean drift, so nearly constant units (border pixels, saturated or
@@ -207,6 +212,7 @@ class ShiftMonitor(Callback):
         hist_max_elements: int = 16384,
         saturation_thresholds: dict[str, float] | None = None,
         noise_floor: bool = True,
+        widen_at: float | None = 0.01,
         var_floor: float = 1e-2,
         log_histograms: bool = False,
         histogram_every: int = 10,
@@ -256,6 +262,10 @@ class ShiftMonitor(Callback):
                 f"type name (str), got {bad}"
             )
         thresholds = dict(thresholds)
+        if widen_at is not None and not (
+            isinstance(widen_at, (int, float)) and not isinstance(widen_at, bool) and 0 < widen_at < 1
+        ):
+            raise ValueError(f"ShiftMonitor: widen_at must be a fraction in (0, 1) or None, got {widen_at!r}")
         if not (isinstance(var_floor, (int, float)) and not isinstance(var_floor, bool) and 0 <= var_floor < 1):
             raise ValueError(f"ShiftMonitor: var_floor must be a fraction in [0, 1), got {var_floor!r}")
         if probe_fn is not None and not callable(probe_fn):
@@ -272,10 +282,11 @@ class ShiftMonitor(Callback):
         self.saturation_thresholds, self.noise_floor, self.var_floor = thresholds, noise_floor, float(var_floor)
         self.log_histograms, self.histogram_every = log_histograms, histogram_every
         self.keep_history, self.max_units, self.probe_seed = keep_history, max_units, probe_seed
-        self.keep_histograms, self.fused = keep_histograms, fused
+        self.keep_histograms, self.fused, self.widen_at = keep_histograms, fused, widen_at
 
         self.history: list[dict[str, Any]] = []
-        self.histogram_history: list[tuple[int, list[list[float]]]] = []
+        #: (step, counts per site, lo per site, hi per site) per measurement.
+        self.histogram_history: list[tuple[int, list[list[float]], list[float], list[float]]] = []
         self.measurements = 0
         self.last_measured_step: int | None = None
         # Set up per fit (never in __init__: under ddp_spawn, tensors made here
@@ -451,7 +462,8 @@ class ShiftMonitor(Callback):
         if self.keep_history:
             self.history.extend(r.row(step, trainer.current_epoch) for r in records if r.has_data)
         if self.keep_histograms:
-            self.histogram_history.append((step, [r.hist for r in records]))
+            self.histogram_history.append((step, [r.hist for r in records], list(snap.layout.lo), list(snap.layout.hi)))
+        self._widen_outgrown(records)
 
     def _logger_failed(self, logger: Any, err: Exception) -> None:
         self._failed_loggers.add(id(logger))
@@ -494,8 +506,34 @@ class ShiftMonitor(Callback):
         write_shift_history(run_dir, self.history)
         if self.histogram_history:
             sites, lo, hi = self.histogram_edges()
-            steps = [step for step, _ in self.histogram_history]
-            write_shift_histograms(run_dir, steps, [c for _, c in self.histogram_history], sites, lo, hi)
+            steps = [entry[0] for entry in self.histogram_history]
+            counts = [self._on_final_edges(entry, lo, hi) for entry in self.histogram_history]
+            write_shift_histograms(run_dir, steps, counts, sites, lo, hi)
+
+    def _on_final_edges(self, entry, lo: list[float], hi: list[float]) -> list[list[float]]:
+        """One measurement's histograms re-binned onto the run's final (widest) edges."""
+        from shiftkit.stats import HistogramEdges, rebin
+
+        step, counts, old_lo, old_hi = entry
+        out = []
+        for c, a, b, new_a, new_b in zip(counts, old_lo, old_hi, lo, hi):
+            if not c or a != a or new_a != new_a or (a, b) == (new_a, new_b):
+                out.append(c)
+                continue
+            old, new = HistogramEdges(a, b, self.bins), HistogramEdges(new_a, new_b, self.bins)
+            out.append(rebin(torch.tensor(c, dtype=torch.float64), old, new).tolist())
+        return out
+
+    def _widen_outgrown(self, records: list[SiteRecord]) -> None:
+        """Double the range of sites whose histogram spilled over (same decision on every rank)."""
+        if self.widen_at is None:
+            return
+        spilled = [
+            i
+            for i, r in enumerate(records)
+            if r.has_data and r.values.get("hist_outside", 0.0) > self.widen_at
+        ]
+        self._acc.widen(spilled)
 
     # -------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
@@ -528,7 +566,7 @@ class ShiftMonitor(Callback):
             "reference": None if self._ref is None or (self.reference == "probe" and probe is None) else self._ref.state_dict(),
             "probe": probe,
             "history": list(self.history),
-            "histogram_history": [[step, counts] for step, counts in self.histogram_history],
+            "histogram_history": [list(entry) for entry in self.histogram_history],
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -537,7 +575,7 @@ class ShiftMonitor(Callback):
         # Applied at on_train_start, once the model is on its device.
         self._pending_state = state_dict
         self.history = list(state_dict.get("history", []))
-        self.histogram_history = [(step, counts) for step, counts in state_dict.get("histogram_history", [])]
+        self.histogram_history = [tuple(entry) for entry in state_dict.get("histogram_history", [])]
         self.measurements = state_dict.get("measurements", 0)
         self.last_measured_step = state_dict.get("last_measured_step")
 

@@ -37,6 +37,7 @@ STATS = (
     "p15",  # percentiles read from the histogram (Ioffe & Szegedy, Fig. 1)
     "p50",
     "p85",
+    "hist_outside",  # share of the histogram outside its range (percentiles there are bounds)
     "sat_frac",  # fraction of values beyond the saturation threshold (sigmoid/tanh)
     "dead_frac",  # fraction of values <= 0 (ReLU inputs)
     "dead_units",  # fraction of units that were <= 0 for every value

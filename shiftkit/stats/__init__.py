@@ -37,6 +37,8 @@ from shiftkit.stats.histogram import (
     finite_extremes,
     histogram_counts,
     histogram_percentiles,
+    rebin,
+    widened,
     strided_subsample,
 )
 from shiftkit.stats.moments import FIELDS, MomentState, shifted_variance, unit_field_sums, unit_moment_sums

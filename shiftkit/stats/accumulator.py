@@ -40,6 +40,8 @@ from shiftkit.stats.histogram import (
     edges_from_range,
     finite_extremes,
     histogram_counts,
+    rebin,
+    widened,
     strided_subsample,
 )
 from shiftkit.stats.moments import FIELDS, RAW_FIELDS, Scratch, fields_from_raw, flag_counted, unit_raw_sums
@@ -167,12 +169,20 @@ class Snapshot:
     shift: Tensor
 
     def extended_to(self, layout: Layout) -> Snapshot:
-        """This snapshot with zero-count columns for units the newer ``layout`` appended."""
+        """This snapshot in a newer ``layout``: zero-count columns for units it appended,
+        histograms re-binned onto edges it widened (see :func:`~shiftkit.stats.histogram.rebin`)."""
         extra = layout.total_units - self.layout.total_units
-        if extra == 0:
+        bins = self.hist.shape[1] - 2
+        hist = self.hist
+        for i in range(hist.shape[0]):
+            old, new = self.layout.edges(i, bins), layout.edges(i, bins)
+            if old is not None and new is not None and old != new:
+                hist = hist.clone() if hist is self.hist else hist
+                hist[i] = rebin(hist[i], old, new)
+        if extra == 0 and hist is self.hist:
             return self
         pad = self.fields.new_zeros(self.fields.shape[0], extra)
-        return Snapshot(layout, torch.cat([self.fields, pad], 1), self.hist, torch.cat([self.shift, pad[0]]))
+        return Snapshot(layout, torch.cat([self.fields, pad], 1), hist, torch.cat([self.shift, pad[0]]))
 
     def state_dict(self) -> dict:
         return {"layout": self.layout.to_dict(), "fields": self.fields.cpu(), "hist": self.hist.cpu(), "shift": self.shift.cpu()}
@@ -403,6 +413,22 @@ class ShiftAccumulator:
                 if self.layout.units[i] == 0 and i not in self.dropped:
                     self.dropped.add(i)
                     self.never_seen.append(self.sites[i].name)
+
+    def widen(self, sites: Sequence[int], factor: int = 2) -> None:
+        """Widen the histogram range of ``sites`` ``factor`` times, from the next observation on.
+
+        For a distribution that outgrew its warm-up range (the monitor does this
+        when more than ``widen_at`` of a site's mass fell outside). Snapshots
+        taken with the old edges are re-binned when compared (exact for a
+        doubling). Every rank must widen the same sites at the same measurement.
+        """
+        if not sites:
+            return
+        lo, hi = list(self.layout.lo), list(self.layout.hi)
+        for i in sites:
+            self._edges[i] = widened(self._edges[i], factor)
+            lo[i], hi[i] = self._edges[i].lo, self._edges[i].hi
+        self.layout = Layout(self.layout.units, self.layout.offsets, self.layout.pooled, tuple(lo), tuple(hi))
 
     def _offsets_after(self, units: list[int], added: list[int]) -> list[int]:
         """Offsets with the ``added`` sites appended after the existing columns, in site order."""

@@ -16,7 +16,9 @@ Definitions (B = current snapshot, A = reference; per unit unless noted):
 * ``mean_drift`` / ``mean_drift_max``: mean / max over units of ``|mu_B - mu_A| / sigma_A``.
 * ``std_log_ratio``: mean over units of ``log(sigma_B / sigma_A)``.
 * ``kl_hist`` / ``js_hist``: between the pooled fixed-edge histograms (smoothed).
-* ``p15``/``p50``/``p85`` (or the requested levels): from B's histogram.
+* ``p15``/``p50``/``p85`` (or the requested levels): from B's histogram;
+  ``hist_outside``: the share of B's histogram in the underflow/overflow bins
+  (percentiles there are bounds; the monitor widens such a site's range).
 * ``sat_frac``: fraction of elements beyond the saturation threshold;
   ``dead_frac``: fraction of elements <= 0; ``dead_units``: fraction of units
   with no element > 0; ``nonfinite``: count of NaN/±Inf elements.
@@ -178,6 +180,8 @@ def site_statistics(
     pct = histogram_percentiles(cur.hist, lo, hi, quantiles)
     for j, name in enumerate(percentile_names(quantiles)):
         out[name] = pct[:, j]
+    hist_total = cur.hist.sum(-1)
+    out["hist_outside"] = torch.where(hist_total > 0, (cur.hist[:, 0] + cur.hist[:, -1]) / hist_total, math.nan)
     if len(sites):
         rectifier, saturating = _site_masks(tuple(sites), str(device))
         flag_frac = flag / n_site

@@ -118,6 +118,34 @@ def edges_from_range(q_lo: float, q_hi: float, bins: int = 64, margin: float = 0
     return HistogramEdges(lo - pad, hi + pad, bins)
 
 
+def widened(edges: HistogramEdges, factor: int = 2) -> HistogramEdges:
+    """The same number of bins over a range ``factor`` times wider, around the same centre.
+
+    With an even ``factor`` (a doubling) and an even number of bins, every old
+    bin lies inside one new bin, so :func:`rebin` moves old counts exactly.
+    """
+    centre, half = 0.5 * (edges.lo + edges.hi), 0.5 * (edges.hi - edges.lo) * factor
+    return HistogramEdges(centre - half, centre + half, edges.bins)
+
+
+def rebin(counts: Tensor, old: HistogramEdges, new: HistogramEdges) -> Tensor:
+    """Counts on ``old`` edges moved onto ``new`` edges (last dim = ``bins + 2``).
+
+    Each old in-range bin goes to the new bin holding its centre; underflow and
+    overflow stay underflow and overflow. Exact when the new bins nest the old
+    ones (as after :func:`widened`), except that mass which was outside the old
+    range stays outside although part of it may lie inside the new one.
+    """
+    if old == new:
+        return counts
+    centres = old.lo + (torch.arange(old.bins, dtype=torch.float64) + 0.5) * old.width
+    index = ((centres - new.lo) / new.width).floor().clamp(-1, new.bins).long() + 1
+    out = counts.new_zeros(*counts.shape[:-1], new.bins + 2)
+    out[..., 0] += counts[..., 0]
+    out[..., -1] += counts[..., -1]
+    return out.index_add_(-1, index.to(counts.device), counts[..., 1:-1])
+
+
 def histogram_counts(x: Tensor, edges: HistogramEdges) -> Tensor:
     """Counts of the finite values of ``x`` in the ``bins + 2`` bins of ``edges`` (float32).
 

@@ -51,7 +51,7 @@ BAD = {
         ({"stats": ["kl_gaus"]}, "unknown stats ['kl_gaus']; allowed: kl_gauss, kl_gauss_floor, kl_hist, js_hist"),
         ({"stats": []}, "stats must be a non-empty list of names from: kl_gauss"),
         ({"stats": 5}, "stats must be a non-empty list of names from: kl_gauss"),
-        ({"stats": ["p15"], "quantiles": (0.25,)}, ("unknown stats ['p15']; allowed: kl_gauss", "nonfinite, p25")),
+        ({"stats": ["p15"], "quantiles": (0.25,)}, ("unknown stats ['p15']; allowed: kl_gauss", "hist_outside, p25")),
     ],
     "quantiles": [
         ({"quantiles": (0.5, 1.5)}, "quantiles must be levels in (0, 1), a non-empty list such as (0.15, 0.5, 0.85); got (0.5, 1.5)"),
@@ -78,6 +78,10 @@ BAD = {
         ({"var_floor": 1.5}, "var_floor must be a fraction in [0, 1), got 1.5"),
         ({"var_floor": -0.1}, "var_floor must be a fraction in [0, 1), got -0.1"),
         ({"var_floor": True}, "var_floor must be a fraction in [0, 1), got True"),
+    ],
+    "widen_at": [
+        ({"widen_at": 0.0}, "widen_at must be a fraction in (0, 1) or None, got 0.0"),
+        ({"widen_at": 1}, "widen_at must be a fraction in (0, 1) or None, got 1"),
     ],
     "fused": [({"fused": "yes"}, "fused must be True or False, got 'yes'")],
     "probe_seed": [({"probe_seed": -1}, "probe_seed must be an integer >= 0, got -1"), ({"probe_seed": "0"}, "probe_seed must be an integer >= 0, got '0'")],

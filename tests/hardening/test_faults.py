@@ -100,7 +100,7 @@ def test_nonfinite_and_huge_activations_are_counted_and_training_goes_on(case):
         assert message.startswith(start) or start in message
     measured = rows(monitor, "net.tap")
     assert sorted(measured) == list(range(STEPS))  # training went on, every step measured
-    for (step, row), (_, counts) in zip(sorted(measured.items()), monitor.histogram_history):
+    for (step, row), (_, counts, _, _) in zip(sorted(measured.items()), monitor.histogram_history):
         x = torch.cat(capture.calls[step]).double()
         finite = torch.isfinite(x)
         assert row["nonfinite"] == (~finite).sum().item()
@@ -202,7 +202,7 @@ def test_a_run_killed_mid_epoch_resumes_its_series_without_gaps_or_repeats(tmp_p
     expected_steps = list(range(0, RESUME_STEPS, every))
     for monitor in (straight, resumed):
         assert [r["step"] for r in monitor.history if r["site"] == "fc1"] == expected_steps
-        assert [step for step, _ in monitor.histogram_history] == expected_steps
+        assert [entry[0] for entry in monitor.histogram_history] == expected_steps
     a = {(r["step"], r["site"]): r for r in straight.history}
     b = {(r["step"], r["site"]): r for r in resumed.history}
     assert a.keys() == b.keys()

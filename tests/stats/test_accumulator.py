@@ -202,7 +202,7 @@ def test_statistic_names(three_measurements):
     _, _, snaps = three_measurements
     assert percentile_names((0.15, 0.5, 0.85, 0.025)) == ["p15", "p50", "p85", "p2.5"]
     names = set(site_statistics(snaps[1], snaps[0], quantiles=(0.025, 0.5), noise_floor=False))
-    assert names == {"mean", "std", "nonfinite", "p2.5", "p50"} | set(DIVERGENCE_STATS) - {
+    assert names == {"mean", "std", "nonfinite", "hist_outside", "p2.5", "p50"} | set(DIVERGENCE_STATS) - {
         "kl_gauss_floor"
     }
 

@@ -74,7 +74,9 @@ def summarize_workload(blocks: list[dict], periods: dict[str, int]) -> dict[str,
             ratios.append(num / den)
             added.append((num - den) * 1e3)
             if bc["rss_peak"] is not None and b0["rss_peak"] is not None:
-                mem_delta.append(bc["rss_peak"] - b0["rss_peak"])
+                rise_c = bc["rss_peak"] - (bc["rss_start"] or 0)
+                rise_0 = b0["rss_peak"] - (b0["rss_start"] or 0)
+                mem_delta.append(rise_c - rise_0)
         summary = {
             "period": period,
             "rounds": len(ratios) if c != "none" else len(by_round),
@@ -89,7 +91,7 @@ def summarize_workload(blocks: list[dict], periods: dict[str, int]) -> dict[str,
             "added_ms_per_measurement": _median(added) * period if c != "none" else 0.0,
             "peak_rss_mib": _median(rss_peaks) / MIB if rss_peaks else math.nan,
             "rss_growth_in_block_mib": _median(growth) / MIB if growth else math.nan,
-            "peak_rss_vs_none_mib": _median(mem_delta) / MIB
+            "rss_rise_vs_none_mib": _median(mem_delta) / MIB
             if mem_delta
             else (0.0 if c == "none" else math.nan),
             "cuda_peak_mib": _median(cuda) / MIB if cuda else None,
@@ -97,6 +99,22 @@ def summarize_workload(blocks: list[dict], periods: dict[str, int]) -> dict[str,
         }
         out[c] = summary
     return out
+
+
+def robust_amortized_ratio(blocks: list[dict], config: str, period: int) -> float:
+    """``((P - 1) * median(other steps) + median(measuring steps)) / (P * median(none))``, pooled
+    over rounds: the amortized ratio from medians, less sensitive to a noisy machine than the
+    mean over periods (the headline), and equal to it on a quiet one."""
+    on, off, base = [], [], []
+    for b in blocks:
+        for s, t in zip(b["steps"], b["seconds"]):
+            if b["config"] == "none":
+                base.append(t)
+            elif b["config"] == config:
+                (on if s % period == 0 else off).append(t)
+    if not (on and off and base):
+        return math.nan
+    return ((period - 1) * _median(off) + _median(on)) / (period * _median(base))
 
 
 def measurement_step_ms(blocks: list[dict], config: str, period: int) -> float:
@@ -254,8 +272,8 @@ def markdown(results: dict, labels: dict[str, str]) -> str:
         if plan.get("note"):
             lines += [f"Note: {plan['note']}", ""]
         lines += [
-            "| configuration | ratio to none | target | met | added ms/step | step ms (median) | steps | peak RSS MiB (vs none) | CUDA peak MiB |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| configuration | ratio to none | target | met | added ms/step | step ms (median) | steps | peak RSS MiB | RSS rise in block MiB (vs none) | CUDA peak MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         targets = {"shift_default": TARGET_DEFAULT, "shift_every": TARGET_EVERY.get(wname)}
         for c, s in w["summary"].items():
@@ -274,14 +292,16 @@ def markdown(results: dict, labels: dict[str, str]) -> str:
                 f"| {labels.get(c, c)}{per} | {ratio} | {f'<= {t:.2f}x' if t else ''} | {met} | "
                 f"{_fmt(s['added_ms_per_step'])} | {_fmt(s['median_step_ms'])} | "
                 f"{s['n_steps']}{' (capped)' if s['capped_blocks'] else ''} | "
-                f"{_fmt(s['peak_rss_mib'], '.0f')} ({_fmt(s['peak_rss_vs_none_mib'], '+.0f')}) | {cuda} |"
+                f"{_fmt(s['peak_rss_mib'], '.0f')} | {_fmt(s['rss_growth_in_block_mib'], '.0f')} "
+                f"({_fmt(s['rss_rise_vs_none_mib'], '+.0f')}) | {cuda} |"
             )
         if "measurement_step_ms" in w:
             lines += [
                 "",
                 f"ShiftMonitor() defaults: a measuring step takes {_fmt(w['measurement_step_ms'])} ms "
                 f"(median; without monitor {_fmt(w['summary'].get('none', {}).get('median_step_ms'))} ms), "
-                f"amortized over {w['summary']['shift_default']['period']} steps.",
+                f"amortized over {w['summary']['shift_default']['period']} steps; the same amortized "
+                f"ratio from medians (robust to a noisy machine): {_fmt(w.get('robust_default_ratio'), '.3f')}x.",
             ]
         lines.append("")
     ddp = results.get("ddp", {})
@@ -319,12 +339,15 @@ def markdown(results: dict, labels: dict[str, str]) -> str:
                 f"| {r['label']} | {r['steps']} | {_fmt(r['rss_first_mib'], '.1f')} | {_fmt(r['rss_last_mib'], '.1f')} | "
                 f"{_fmt(r['growth_mib'], '+.1f')} | {r.get('bound', '')} | {r.get('within', '')} |"
             )
-        if mem.get("bytes_per_measurement") is not None:
+        if mem.get("object_bytes_per_measurement") is not None:
+            bpm, obj = mem.get("bytes_per_measurement"), mem["object_bytes_per_measurement"]
+            rss_part = f"{bpm / 1024:.1f} KiB of RSS" if bpm is not None else "RSS: n/a"
             lines += [
                 "",
-                f"With `keep_history=True` the history grows by design: "
-                f"{mem['bytes_per_measurement'] / 1024:.1f} KiB of RSS per measurement "
-                f"({mem['sites']} sites, {mem['bytes_per_measurement'] / mem['sites']:.0f} B per site row).",
+                "With `keep_history=True` the history grows by design, per measurement: "
+                f"{rss_part}; {obj / 1024:.1f} KiB of Python objects in `history` "
+                f"({mem['sites']} sites, {obj / mem['sites']:.0f} B per site row; list, row dicts "
+                "and values, from `sys.getsizeof`).",
             ]
         lines.append("")
     sc = results.get("scaling")

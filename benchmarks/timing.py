@@ -6,8 +6,10 @@ callbacks. :class:`StepTimer` (always the first callback) stamps ``time.perf_cou
 holds the forward/backward/optimizer step, every callback hook (a monitor's per-measurement work
 in ``on_train_batch_end`` included) and the loggers' calls. On CUDA the timer synchronizes first.
 
-Memory: the peak resident set size (``VmHWM``) of the block, after resetting the peak with
-``echo 5 > /proc/self/clear_refs`` (Linux); on CUDA also ``torch.cuda.max_memory_allocated``.
+Memory: the peak resident set size (``VmHWM``) of the block, after returning free heap to the OS
+(``malloc_trim``) and resetting the peak with ``echo 5 > /proc/self/clear_refs`` (Linux); the
+block's *rise* is that peak minus the RSS at its start. On CUDA also
+``torch.cuda.max_memory_allocated``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,18 @@ def peak_rss_bytes() -> int | None:
     """Peak resident set size since the last :func:`reset_peak_rss` (``VmHWM``)."""
     kib = _status_kib("VmHWM")
     return None if kib is None else kib * 1024
+
+
+def release_free_memory() -> None:
+    """Return the allocator's free heap to the OS (glibc ``malloc_trim``), so that a block's RSS
+    starts from what is alive rather than from what earlier blocks left resident."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def reset_peak_rss() -> bool:
@@ -274,7 +288,7 @@ def run_block(
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    gc.collect()
+    release_free_memory()
     rss_start = rss_bytes()
     reset_peak_rss()
     t0 = time.perf_counter()

@@ -20,6 +20,7 @@ SCRIPT = ROOT / "benchmarks" / "overhead.py"
 
 
 def _run(out: Path, *extra: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run the script at toy size with one thread."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     cmd = [sys.executable, str(SCRIPT), "--toy", "--threads", "1", "--out", str(out), *extra]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -73,6 +74,7 @@ def test_toy_run_writes_table_json_and_figures(tmp_path):
     assert mem["sites"] == 7
     hist = next(r for r in mem["runs"] if r["key"] == "history")
     assert hist["history_rows"] == 7 * hist["steps"]
+    assert hist["history_bytes"] > 0 and mem["object_bytes_per_measurement"] > 0
 
     # Scaling: both sweeps, with site counts that follow the depth (2 * depth + 1).
     points = record["scaling"]["points"]
@@ -92,10 +94,21 @@ def test_toy_run_writes_table_json_and_figures(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_toy_ddp_section_runs(tmp_path):
+@pytest.mark.timeout(900)
+def test_ddp_and_fresh_process_memory_sections_run(tmp_path):
     _run(tmp_path, "--workloads", "mlp", "--sections", "ddp", timeout=500)
     d = json.loads((tmp_path / "overhead.json").read_text())["ddp"]["mlp"]
     assert "error" not in d, d
     assert d["single_ratio"] > 0 and d["ddp_ratio"] > 0
     assert d["relative"] == pytest.approx(d["ddp_ratio"] / d["single_ratio"])
+
+    # Outside --toy each memory run is a fresh interpreter (memory_worker.py).
+    out = tmp_path / "memory"
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--out", str(out)]
+    cmd += ["--sections", "memory", "--memory-steps", "40"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mem = json.loads((out / "overhead.json").read_text())["memory"]
+    assert [r["key"] for r in mem["runs"]] == ["none", "flat", "history"]
+    assert all("error" not in r and len(r["samples"]) >= 2 for r in mem["runs"])
+    assert mem["object_bytes_per_measurement"] > 0

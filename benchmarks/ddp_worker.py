@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,14 +38,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import torch
+    from timing import quiet_process
 
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore")
-    import logging
-
-    logging.getLogger("lightning").setLevel(logging.ERROR)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
+    quiet_process(args.threads)
 
     from configs import CONFIGS
     from timing import run_block

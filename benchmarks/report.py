@@ -102,19 +102,53 @@ def summarize_workload(blocks: list[dict], periods: dict[str, int]) -> dict[str,
 
 
 def robust_amortized_ratio(blocks: list[dict], config: str, period: int) -> float:
-    """``((P - 1) * median(other steps) + median(measuring steps)) / (P * median(none))``, pooled
-    over rounds: the amortized ratio from medians, less sensitive to a noisy machine than the
-    mean over periods (the headline), and equal to it on a quiet one."""
-    on, off, base = [], [], []
-    for b in blocks:
-        for s, t in zip(b["steps"], b["seconds"]):
-            if b["config"] == "none":
-                base.append(t)
-            elif b["config"] == config:
-                (on if s % period == 0 else off).append(t)
-    if not (on and off and base):
-        return math.nan
-    return ((period - 1) * _median(off) + _median(on)) / (period * _median(base))
+    """Per round ``((P - 1) * median(other steps) + median(measuring steps)) / (P * median(none))``,
+    then the median over rounds: the amortized ratio from medians, less sensitive to a noisy
+    machine than the mean over periods (the headline), and equal to it on a quiet one."""
+    ratios = []
+    for r in sorted({b["round"] for b in blocks}):
+        on, off, base = [], [], []
+        for b in blocks:
+            if b["round"] != r:
+                continue
+            for s, t in zip(b["steps"], b["seconds"]):
+                if b["config"] == "none":
+                    base.append(t)
+                elif b["config"] == config:
+                    (on if s % period == 0 else off).append(t)
+        if on and off and base:
+            ratios.append(((period - 1) * _median(off) + _median(on)) / (period * _median(base)))
+    return _median(ratios)
+
+
+def summarize_timing(record: dict) -> None:
+    """(Re)compute a workload record's summary from its blocks, in place."""
+    periods = record["plan"]["periods"]
+    record["summary"] = summarize_workload(record["blocks"], periods)
+    if "shift_default" in record["summary"]:
+        p = periods["shift_default"]
+        record["measurement_step_ms"] = measurement_step_ms(record["blocks"], "shift_default", p)
+        record["robust_default_ratio"] = robust_amortized_ratio(
+            record["blocks"], "shift_default", p
+        )
+
+
+def summarize_ddp(record: dict) -> None:
+    """(Re)compute a DDP record's ratios from its single-process and DDP blocks, in place."""
+    for key in ("single", "ddp"):
+        s = summarize_workload(record[f"{key}_blocks"], {"none": 1, "shift_every": 1})[
+            "shift_every"
+        ]
+        record.update(
+            {
+                f"{key}_ratio": s["ratio"],
+                f"{key}_min": s["ratio_min"],
+                f"{key}_max": s["ratio_max"],
+                f"{key}_steps": s["n_steps"],
+                f"{key}_added_ms": s["added_ms_per_step"],
+            }
+        )
+    record["relative"] = record["ddp_ratio"] / record["single_ratio"]
 
 
 def measurement_step_ms(blocks: list[dict], config: str, period: int) -> float:
@@ -140,31 +174,27 @@ def _verdict(
     return ("yes" if ok else "NO") + (" (spread crosses target)" if straddles else "")
 
 
+def _ratio_target(workload: str, label: str, summary: dict, target: float) -> dict:
+    return {
+        "workload": workload,
+        "target": f"{label} <= {target:.2f}x",
+        "measured": f"{summary['ratio']:.3f}x",
+        "met": _verdict(summary["ratio"], target, summary["ratio_min"], summary["ratio_max"]),
+    }
+
+
 def evaluate_targets(results: dict) -> list[dict]:
     """One row per target of issue 5 that this run has the numbers for."""
     rows = []
     for wname, w in results.get("workloads", {}).items():
         s = w["summary"]
         if "shift_default" in s:
-            d = s["shift_default"]
             rows.append(
-                dict(
-                    workload=wname,
-                    target=f"ShiftMonitor() defaults <= {TARGET_DEFAULT:.2f}x",
-                    measured=f"{d['ratio']:.3f}x",
-                    met=_verdict(d["ratio"], TARGET_DEFAULT, d["ratio_min"], d["ratio_max"]),
-                )
+                _ratio_target(wname, "ShiftMonitor() defaults", s["shift_default"], TARGET_DEFAULT)
             )
         if "shift_every" in s and wname in TARGET_EVERY:
-            e, t = s["shift_every"], TARGET_EVERY[wname]
-            rows.append(
-                dict(
-                    workload=wname,
-                    target=f"every step + histograms <= {t:.2f}x",
-                    measured=f"{e['ratio']:.3f}x",
-                    met=_verdict(e["ratio"], t, e["ratio_min"], e["ratio_max"]),
-                )
-            )
+            label = "every step + histograms"
+            rows.append(_ratio_target(wname, label, s["shift_every"], TARGET_EVERY[wname]))
         if "shift_every" in s:
             shift_added = s["shift_every"]["added_ms_per_measurement"]
             for b in ("fastai", "wandb_watch_1", "wandb_watch_10", "bolts"):
@@ -173,18 +203,20 @@ def evaluate_targets(results: dict) -> list[dict]:
                 base = s[b]["added_ms_per_measurement"]
                 if math.isnan(base) or math.isnan(shift_added):
                     continue
-                if base <= 0:
-                    factor = math.nan  # the baseline cost nothing measurable: no ratio to speak of
+                if base <= 0:  # the baseline cost nothing measurable: no ratio to speak of
+                    factor, measured = math.nan, f"n/a: baseline added {base:.2f} ms (noise)"
+                elif shift_added <= 0:
+                    factor = math.inf
+                    measured = f"ShiftMonitor added nothing measurable ({base:.2f} vs {shift_added:.2f} ms)"
                 else:
-                    factor = base / shift_added if shift_added > 0 else math.inf
+                    factor = base / shift_added
+                    measured = f"{factor:.1f}x ({base:.2f} vs {shift_added:.2f} ms)"
                 what = "per measurement" if s[b]["period"] > 1 else "per step"
                 rows.append(
                     dict(
                         workload=wname,
                         target=f">= {TARGET_VS_BASELINES:.0f}x less added time than {b} ({what})",
-                        measured=f"{factor:.1f}x ({base:.2f} vs {shift_added:.2f} ms)"
-                        if not math.isinf(factor)
-                        else f"ShiftMonitor added nothing measurable ({base:.2f} vs {shift_added:.2f} ms)",
+                        measured=measured,
                         met=_verdict(
                             factor, TARGET_VS_BASELINES, math.nan, math.nan, larger_is_better=True
                         ),
@@ -232,7 +264,12 @@ def markdown(results: dict, labels: dict[str, str]) -> str:
         f"Generated by `python benchmarks/overhead.py {' '.join(run['argv'])}` "
         f"({run['mode']} mode) on {m['date']}, commit `{m.get('git_commit')}`"
         + (" with uncommitted changes under shiftkit/" if m.get("shiftkit_dirty") else "")
-        + ".",
+        + "."
+        + (
+            " Summaries recomputed from its stored step times (`--rerender`)."
+            if run.get("rerendered_from")
+            else ""
+        ),
         "",
         f"Machine: {m['cpu_model']}, {m['logical_cores']} logical cores "
         f"({m.get('affinity_cores')} usable), torch {m['torch']}, Lightning {m['lightning']}, "
@@ -252,6 +289,14 @@ def markdown(results: dict, labels: dict[str, str]) -> str:
         "they depend on the machine, the ratios much less. See `benchmarks/README.md`.",
         "",
     ]
+    loads = [x[0] for x in (m.get("load_average_start"), m.get("load_average_end")) if x]
+    if loads and m.get("logical_cores") and max(loads) > 0.5 * m["logical_cores"]:
+        lines += [
+            f"**The machine was busy** (1-minute load up to {max(loads):.1f} on "
+            f"{m['logical_cores']} cores, other work running): medians and spreads carry that "
+            "noise; do not quote these numbers as the tool's overhead.",
+            "",
+        ]
     if m["device"] == "cpu":
         lines += [
             "CUDA peak memory: pending (no GPU in this environment; run with `--device cuda`).",
@@ -391,6 +436,16 @@ def markdown(results: dict, labels: dict[str, str]) -> str:
 
 
 # ----------------------------------------------------------------------------- figures
+def _save(fig, out: Path, name: str, title: str, written: list[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=120)
+    plt.close(fig)
+    written.append(name)
+
+
 def figures(results: dict, labels: dict[str, str], out: Path) -> list[str]:
     """Seaborn figures; returns the file names written (none if matplotlib/seaborn are missing)."""
     try:
@@ -467,11 +522,8 @@ def figures(results: dict, labels: dict[str, str], out: Path) -> list[str]:
             ax.set_title(wname)
             for y, (_, r) in zip(ys, d.iterrows()):
                 ax.text(r.ratio * 1.04, y - 0.18, f"{r.ratio:.2f}x", fontsize=8)
-        fig.suptitle("Overhead per optimizer step (median over rounds, min-max bars); red: targets")
-        fig.tight_layout()
-        fig.savefig(out / "overhead_ratios.png", dpi=120)
-        plt.close(fig)
-        written.append("overhead_ratios.png")
+        title = "Overhead per optimizer step (median over rounds, min-max bars); red: targets"
+        _save(fig, out, "overhead_ratios.png", title, written)
     sc = results.get("scaling")
     if sc and sc["points"]:
         rows = [
@@ -498,16 +550,13 @@ def figures(results: dict, labels: dict[str, str], out: Path) -> list[str]:
                     ax.set_xscale("log")
                     ax.set_yscale("symlog", linthresh=0.1)
                     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+                    ax.set_xticks(sorted(d.x.unique()))
                     ax.xaxis.set_major_formatter(plain)
                     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                     ax.yaxis.set_major_formatter(plain)
                 ax.set_xlabel(xl)
                 ax.set_ylabel("added ms per step")
-            fig.suptitle("Added time per step, measuring every step")
-            fig.tight_layout()
-            fig.savefig(out / "scaling.png", dpi=120)
-            plt.close(fig)
-            written.append("scaling.png")
+            _save(fig, out, "scaling.png", "Added time per step, measuring every step", written)
     mem = results.get("memory")
     if mem and mem["runs"]:
         rows = [
@@ -518,9 +567,6 @@ def figures(results: dict, labels: dict[str, str], out: Path) -> list[str]:
             fig, ax = plt.subplots(figsize=(7, 4))
             sns.lineplot(data=df, x="step", y="rss", hue="run", marker=".", ax=ax)
             ax.set_ylabel("RSS MiB")
-            ax.set_title("Resident memory during training (paper MLP)")
-            fig.tight_layout()
-            fig.savefig(out / "memory_flatness.png", dpi=120)
-            plt.close(fig)
-            written.append("memory_flatness.png")
+            title = "Resident memory during training (paper MLP), fresh process per run"
+            _save(fig, out, "memory_flatness.png", title, written)
     return written

@@ -318,6 +318,26 @@ def _rmtree_quiet(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def quiet_process(threads: int | None = None) -> None:
+    """Silence Lightning's and W&B's chatter and warnings; fix torch's intra-op thread count."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "wandb"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for key, value in (
+        ("WANDB_MODE", "offline"),
+        ("WANDB_SILENT", "true"),
+        ("WANDB_DISABLE_GIT", "true"),
+        ("WANDB_CONSOLE", "off"),
+        ("WANDB__DISABLE_STATS", "true"),
+    ):
+        os.environ.setdefault(key, value)
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 

@@ -166,7 +166,7 @@ def plan_for(w, args) -> dict:
             "One ResNet-20 step at batch 128 takes about a second or more on this CPU: "
             f"architecture and batch kept, fewer timed steps ({timed_every} per block)."
         )
-    cap = args.time_cap if args.time_cap is not None else (10.0 if quick else 60.0)
+    cap = args.time_cap if args.time_cap is not None else (10.0 if quick else 30.0)
     return dict(
         rounds=rounds,
         warmup=w.warmup,

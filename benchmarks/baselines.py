@@ -1,0 +1,206 @@
+"""The monitors people use today, rebuilt as Lightning callbacks so they run in the same Trainer.
+
+None of these tools ships in shiftkit's environment as a Lightning callback (fastai is its own
+trainer, Lightning Bolts is unmaintained and pins old Lightning), so each is written here to do
+the same per-step work as the original, on **the same layers** ShiftMonitor watches by default
+(Linear, Conv*, norms, activations; :func:`shiftkit.monitor.selection.select_modules`):
+
+* :class:`FastaiActivationStats` -- fastai ``callback/hook.py``: ``HookCallback`` hooks with
+  ``detach=True, cpu=True`` copy each hooked module's input and output to the CPU
+  (``to_detach``), then ``ActivationStats.hook`` reduces the output: ``mean().item()``,
+  ``std().item()``, ``near_zero = (o <= 0.05).sum().item() / numel``, and a 40-bin
+  ``histc(40, 0, 10)`` (of ``abs()``, as in the fastai course's version; the library's current
+  version histograms ``o`` itself, the same cost); ``after_batch`` appends every step's stats to
+  an in-memory list (it grows, as fastai's does).
+* :class:`BoltsModuleDataMonitor` -- Lightning Bolts ``ModuleDataMonitor(submodules=[...],
+  log_every_n_steps=1)``: a forward hook per module that, at each logging step, takes the
+  module's input and output, ``tensor.detach().cpu()``, and hands it to the logger's
+  ``add_histogram`` (Bolts' TensorBoard branch: ``SummaryWriter.add_histogram`` computes
+  ``np.histogram`` over the whole tensor and queues an event for its writer thread). If
+  TensorBoard is not installed, ``np.histogram(bins=64)`` into memory stands in.
+* :class:`WandbWatch` -- the real ``wandb.watch(model, log="all", log_freq=N)`` on an offline
+  run (``WANDB_MODE=offline``, files in the block's temporary folder, system-metrics sampling
+  off so that only ``watch`` is measured); ``unwatch`` and ``finish`` when the fit ends.
+
+On a CPU run ``.cpu()`` of a CPU tensor is free (no copy), so CPU numbers understate what the
+fastai and Bolts styles cost on a GPU, where each copy is a device-to-host transfer and a sync.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+
+def _monitored_modules(pl_module: LightningModule) -> list[tuple[str, torch.nn.Module]]:
+    from shiftkit.monitor.selection import select_modules
+
+    return select_modules(pl_module, None, None)
+
+
+def _to_detach(value: Any) -> Any:
+    """fastai ``to_detach(b, cpu=True)``: detach and move every tensor of a (nested) value to CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_detach(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_detach(v) for k, v in value.items()}
+    return value
+
+
+class _HookedCallback(Callback):
+    """Forward hooks on the monitored layers, registered at ``setup`` and removed at ``teardown``."""
+
+    def __init__(self) -> None:
+        self._handles: list = []
+        self.layers: list[str] = []
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        for name, module in _monitored_modules(pl_module):
+            self.layers.append(name)
+            self._handles.append(module.register_forward_hook(self._make_hook(name)))
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _make_hook(self, name: str):
+        raise NotImplementedError
+
+
+class FastaiActivationStats(_HookedCallback):
+    """fastai-``ActivationStats(with_hist=True)``-style statistics of every hooked module's output,
+    each step, with a host sync per statistic (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: dict[str, dict] = {}
+        self.stats: list[dict[str, dict]] = []
+
+    def _make_hook(self, name: str):
+        def hook(module, inputs, output):
+            inputs, output = _to_detach(inputs), _to_detach(output)  # Hook.hook_fn, cpu=True
+            if not isinstance(output, torch.Tensor):
+                return
+            o = output.float()
+            self.stored[name] = {
+                "mean": o.mean().item(),
+                "std": o.std().item(),
+                "near_zero": (o <= 0.05).long().sum().item() / o.numel(),
+                "hist": o.abs().histc(40, 0, 10),
+            }
+
+        return hook
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # ActivationStats.after_batch with every=None: keep every step's stats.
+        self.stats.append(self.stored)
+        self.stored = {}
+
+
+class BoltsModuleDataMonitor(_HookedCallback):
+    """Lightning-Bolts-``ModuleDataMonitor``-style histograms of every hooked module's input and
+    output at each logging step (every step here), through ``add_histogram``."""
+
+    def __init__(self, log_every_n_steps: int = 1, logdir: str | None = None) -> None:
+        super().__init__()
+        self.log_every_n_steps = log_every_n_steps
+        self.logdir = logdir
+        self.writer = None
+        self.memory_sink: list[tuple[str, np.ndarray]] = []
+        self._batch_idx = 0
+        self._step = 0
+
+    @property
+    def sink(self) -> str:
+        return "tensorboard" if self.writer is not None else "memory"
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit" and self.writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(self.logdir or None)
+            except ImportError:  # pragma: no cover - tensorboard is a test extra
+                self.writer = None
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        super().teardown(trainer, pl_module, stage)
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._batch_idx, self._step = batch_idx, trainer.global_step
+
+    def _make_hook(self, name: str):
+        def hook(module, inputs, output):
+            if (self._batch_idx + 1) % self.log_every_n_steps != 0:
+                return
+            inp = inputs[0] if len(inputs) == 1 else inputs
+            self._log_histograms(inp, f"input/{name}")
+            self._log_histograms(output, f"output/{name}")
+
+        return hook
+
+    def _log_histograms(self, value: Any, group: str) -> None:
+        tensors = (
+            [value]
+            if isinstance(value, torch.Tensor)
+            else [v for v in value if isinstance(v, torch.Tensor)]
+        )
+        for i, t in enumerate(tensors):
+            tag = f"{group}/{i}/{list(t.shape)}"
+            t = t.detach().cpu()
+            if self.writer is not None:
+                self.writer.add_histogram(tag, t, global_step=self._step)
+            else:
+                self.memory_sink.append((tag, np.histogram(t.numpy(), bins=64)[0]))
+
+
+class WandbWatch(Callback):
+    """``wandb.watch(model, log="all", log_freq=N)`` on an offline run that lives for one fit."""
+
+    def __init__(self, log_freq: int, run_dir: str) -> None:
+        self.log_freq = log_freq
+        self.run_dir = run_dir
+        self.run = None
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if stage != "fit" or self.run is not None:
+            return
+        import wandb
+
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.run = wandb.init(
+            mode="offline",
+            dir=self.run_dir,
+            project="shiftkit-overhead-bench",
+            reinit="finish_previous",
+            settings=wandb.Settings(
+                silent=True,
+                console="off",
+                disable_git=True,
+                disable_code=True,
+                x_disable_stats=True,
+            ),
+        )
+        self.run.watch(pl_module, log="all", log_freq=self.log_freq)
+        self._module = pl_module
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        if self.run is None:
+            return
+        self.run.unwatch(self._module)
+        self.run.finish()
+        self.run = None

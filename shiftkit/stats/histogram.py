@@ -146,17 +146,42 @@ def rebin(counts: Tensor, old: HistogramEdges, new: HistogramEdges) -> Tensor:
     return out.index_add_(-1, index.to(counts.device), counts[..., 1:-1])
 
 
-def histogram_counts(x: Tensor, edges: HistogramEdges) -> Tensor:
-    """Counts of the finite values of ``x`` in the ``bins + 2`` bins of ``edges`` (float32).
+def slot_counts(values: Tensor, lo: Tensor, width: Tensor, slot: Tensor, bins: int, num_slots: int) -> Tensor:
+    """Many fixed-edge histograms at once: ``(num_slots, bins + 2)`` float64 counts.
 
-    Runs on ``x``'s device with no host synchronization.
+    Args:
+        values: any tensor; ``lo``, ``width`` and ``slot`` broadcast against it
+            (e.g. one entry per column), giving each element its edges and the
+            histogram (slot) it counts into.
+        bins: in-range bins of every histogram (plus underflow and overflow).
+        num_slots: how many histograms.
+
+    Bin ``k`` holds ``lo + k width <= x < lo + (k+1) width``; everything below
+    ``lo`` goes to the underflow bin, everything at or above ``lo + bins width``
+    to the overflow bin; non-finite values are dropped. Computed in float64 so
+    that a value on an edge lands where numpy's ``histogram`` puts it. No host
+    synchronization (``bincount`` on CPU; ``histc`` over the slot indices on CUDA,
+    where ``bincount`` would read its maximum back to the host).
     """
-    w = edges.width
-    v = torch.nan_to_num(x.detach().reshape(-1).float(), nan=math.nan, posinf=math.nan, neginf=math.nan)
-    # Clamp everything outside [lo, hi) into the middle of the outer bins; histc
-    # then drops only the NaNs (the non-finite values).
-    v = v.clamp(edges.lo - 0.5 * w, edges.hi + 0.5 * w)
-    return torch.histc(v, bins=edges.bins + 2, min=edges.lo - w, max=edges.hi + w)
+    total = num_slots * (bins + 2)
+    t = torch.nan_to_num(values.double(), nan=math.nan, posinf=math.nan, neginf=math.nan)
+    t = t.sub_(lo).div_(width).floor_().add_(1.0).clamp_(0.0, bins + 1.0).add_(slot * (bins + 2.0))
+    if t.device.type == "cpu":
+        idx = t.nan_to_num_(nan=float(total)).reshape(-1).long()
+        counts = torch.bincount(idx, minlength=total + 1)[:total]
+    else:
+        counts = torch.histc(t.reshape(-1), bins=total, min=0, max=total)  # NaN (non-finite) ignored
+    return counts.reshape(num_slots, bins + 2).double()
+
+
+def histogram_counts(x: Tensor, edges: HistogramEdges) -> Tensor:
+    """Counts of the finite values of ``x`` in the ``bins + 2`` bins of ``edges`` (float64).
+
+    Runs on ``x``'s device with no host synchronization (see :func:`slot_counts`).
+    """
+    lo = torch.tensor(edges.lo, dtype=torch.float64, device=x.device)
+    width = torch.tensor(edges.width, dtype=torch.float64, device=x.device)
+    return slot_counts(x.detach().reshape(-1), lo, width, torch.zeros((), device=x.device), edges.bins, 1)[0]
 
 
 def subsample_stride(numel: int, per_sample: int, max_elements: int) -> int:

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-__all__ = ["WandbMode", "make_wandb_logger", "resolve_wandb_mode", "wandb_logged_in"]
+from lightning.pytorch.loggers import WandbLogger
+
+__all__ = [
+    "RunConfigWandbLogger",
+    "WandbMode",
+    "make_wandb_logger",
+    "resolve_wandb_mode",
+    "wandb_logged_in",
+]
 
 WandbMode = Literal["auto", "online", "offline"]
 
@@ -62,6 +70,14 @@ def resolve_wandb_mode(requested: WandbMode = "auto") -> str:
     return "online" if wandb_logged_in() else "offline"
 
 
+class RunConfigWandbLogger(WandbLogger):
+    """A WandbLogger whose run config is the one given at construction (see
+    :func:`make_wandb_logger`); Lightning's hyper-parameter logging is ignored."""
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass  # the run config was given to wandb.init
+
+
 def make_wandb_logger(
     run_dir: str | os.PathLike,
     project: str,
@@ -72,7 +88,10 @@ def make_wandb_logger(
     config: dict[str, Any] | None = None,
     tags: list[str] | None = None,
 ):
-    """A :class:`~lightning.pytorch.loggers.WandbLogger` writing under ``run_dir/wandb``.
+    """A :class:`~lightning.pytorch.loggers.WandbLogger` writing under ``run_dir/wandb``, whose
+    run config is ``config`` and nothing else: Lightning's own hyper-parameter logging is left
+    out, because it flattens the model's and the DataModule's arguments into one level, where
+    the DataModule's ``variant`` (raw/binarized) and ``seed`` would overwrite the run's.
 
     Args:
         run_dir: the run directory (the W&B files go to its ``wandb/`` folder).
@@ -81,10 +100,8 @@ def make_wandb_logger(
         name, group, job_type, tags: W&B run name, group (the recipe), job type (the variant).
         config: the run config, stored in the W&B run's config.
     """
-    from lightning.pytorch.loggers import WandbLogger
-
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
+    return RunConfigWandbLogger(
         project=project,
         save_dir=str(run_dir),
         offline=mode != "online",

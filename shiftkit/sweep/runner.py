@@ -133,12 +133,26 @@ def cell_command(cell: Cell, run_dir: Path) -> list[str]:
 # ---------------------------------------------------------------------------- child processes
 def _cell_main(args: list[str], log_path: str, threads: int) -> None:
     """Body of a forked cell: output to the log, own threads, then ``shiftkit`` as if run anew."""
+    import logging
+
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    old = {id(sys.stdout), id(sys.stderr), id(sys.__stdout__), id(sys.__stderr__)}
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    # The parent's sys.stdout/stderr may not write to fds 1/2 (pytest's capture does not), and
+    # logging handlers keep the stream they were made with: point them all at the log.
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and id(handler.stream) in old:
+                handler.setStream(sys.stderr)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch

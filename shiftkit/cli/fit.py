@@ -72,6 +72,24 @@ NOT_HASHED = (
 of the recorded config and of its hash (a run with ``--wandb`` or without a progress bar is the
 same run, and has the same sweep cell id)."""
 
+RUN_ARGUMENTS = (
+    ("recipe", str | None, None,
+     "Recipe name recorded in result.json (default: stem of the first --config file)."),
+    ("variant", str | None, None,
+     "Variant name recorded in result.json (default: model.norm). On the command line it also "
+     "applies the recipe's named variant (sweep.variants.NAME) where it appears."),
+    ("run_dir", str | None, None, "Run directory (default: runs/<recipe>/<config_hash>)."),
+    ("test_after_fit", bool, True,
+     "After fit, test the final weights (not when fit ran in forked/spawned workers)."),
+    ("wandb", bool, False, "Also log to W&B."),
+    ("wandb_project", str, "shiftkit", "W&B project."),
+    ("wandb_mode", Literal["auto", "online", "offline"], "auto",
+     "auto: $WANDB_MODE if set, else online if logged in (API key or netrc), else offline."),
+    ("sweep", dict | None, None,
+     "The recipe's grid, variants and scales: read by `shiftkit sweep`, ignored here."),
+)  # fmt: skip
+"""``(name, type, default, help)`` of the arguments ``shiftkit fit`` adds to LightningCLI's."""
+
 DESCRIPTION = """\
 shiftkit: train a recipe with ShiftMonitor attached (LightningCLI).
 
@@ -197,34 +215,8 @@ class ShiftkitCLI(LightningCLI):
                 p.exit_on_error = flag
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument(
-            "--recipe", type=str | None, default=None,
-            help="Recipe name recorded in result.json (default: stem of the first --config file).",
-        )  # fmt: skip
-        parser.add_argument(
-            "--variant", type=str | None, default=None,
-            help="Variant name recorded in result.json (default: model.norm). On the command line "
-            "it also applies the recipe's named variant (sweep.variants.NAME) where it appears.",
-        )  # fmt: skip
-        parser.add_argument(
-            "--run_dir", type=str | None, default=None,
-            help="Run directory (default: runs/<recipe>/<config_hash>).",
-        )  # fmt: skip
-        parser.add_argument(
-            "--test_after_fit", type=bool, default=True,
-            help="After fit, test the final weights (not when fit ran in forked/spawned workers).",
-        )  # fmt: skip
-        parser.add_argument("--wandb", type=bool, default=False, help="Also log to W&B.")
-        parser.add_argument("--wandb_project", type=str, default="shiftkit", help="W&B project.")
-        parser.add_argument(
-            "--wandb_mode", type=Literal["auto", "online", "offline"], default="auto",
-            help="auto: $WANDB_MODE if set, else online if logged in (API key or netrc), "
-            "else offline.",
-        )  # fmt: skip
-        parser.add_argument(
-            "--sweep", type=dict | None, default=None,
-            help="The recipe's grid, variants and scales: read by `shiftkit sweep`, ignored here.",
-        )  # fmt: skip
+        for name, kind, default, text in RUN_ARGUMENTS:
+            parser.add_argument(f"--{name}", type=kind, default=default, help=text)
         parser.add_class_arguments(
             ShiftMonitor, "monitor", instantiate=False, fail_untyped=False,
             skip={"probe_batch"}, sub_configs=True,

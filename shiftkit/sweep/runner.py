@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -153,7 +152,6 @@ def _cell_main(args: list[str], log_path: str, threads: int) -> None:
         for handler in logger.handlers:
             if isinstance(handler, logging.StreamHandler) and id(handler.stream) in old:
                 handler.setStream(sys.stderr)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
+
+# One intra-op thread per test (autouse): the cores are shared by several engineers.
+from tests.models.conftest import _one_thread  # noqa: F401
 
 #: A run small enough for a test: sklearn's digits, 12 steps, validation at steps 4, 8, 12.
 TINY = {
@@ -31,15 +33,6 @@ TINY = {
               "target_accuracy": 0.5},  # fmt: skip
     "monitor": {"every_n_steps": 4, "bins": 16},
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two cores shared by several engineers: more threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

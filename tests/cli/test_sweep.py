@@ -176,3 +176,42 @@ def test_wandb_export_is_the_same_grid(tiny_recipe, tmp_path, resolver, monkeypa
     _, agent_hash = resolver.resolve(agent_args)
     assert agent_hash == next(c.cell_id for c in local if c.variant == "bn" and c.seed == 2)
     assert wandb_sweep_config(spec)["command"][7:9] == ["--wandb=true", "${args}"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_real_sweep_and_a_rerun_finishes_it(tmp_path):
+    """The command as a user runs it: fresh interpreters per cell, Ctrl-C to the process group."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    path = sweep_file(tmp_path, {"seed_everything": [0, 1, 2]})
+    out = tmp_path / "out"
+    script = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal\n"
+        "from shiftkit.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    cmd = [sys.executable, "-c", script, "sweep", str(path), "--out", str(out), "--no-progress",
+           "--exec", "subprocess", "--", "--trainer.max_steps=400", *QUICK[:4]]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not list(out.glob("*/result.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    done = [p.parent.name for p in out.glob("*/result.json")]
+    assert len(done) == 1 and "interrupted" in output
+
+    rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "2 of 3 cells to run (1 finished before)" in rerun.stdout + rerun.stderr
+    assert len(list(out.glob("*/result.json"))) == 3

@@ -40,6 +40,7 @@ from shiftkit.stats.histogram import (
     edges_from_range,
     finite_extremes,
     histogram_counts,
+    slot_counts,
     rebin,
     widened,
     strided_subsample,
@@ -203,6 +204,37 @@ class _Discovery:
     mismatched: set[int] = field(default_factory=set)
 
 
+@dataclass
+class _GroupColumns:
+    """Where a group of deferred sites' units go, and their per-unit flag kinds and edges."""
+
+    index: Tensor  # (C,) column of each unit in the packed buffer
+    sites: Tensor  # (G,) site of each member of the group
+    slot: Tensor  # (C,) member of the group each unit belongs to (its histogram)
+    positive: Tensor  # (C,) 1.0 for rectifier inputs
+    beyond: Tensor  # (C,) saturation threshold, inf for none
+    flagged: bool
+    lo: Tensor  # (C,) float64 histogram edges of each unit's site
+    width: Tensor
+
+    @classmethod
+    def build(cls, acc: ShiftAccumulator, sites: tuple[int, ...]) -> _GroupColumns:
+        layout, dev = acc.layout, acc.device
+        parts = {k: [] for k in ("index", "slot", "positive", "beyond", "lo", "width")}
+        for slot, i in enumerate(sites):
+            n, spec, edges = layout.units[i], acc.sites[i], acc._edges[i]
+            parts["index"].append(torch.arange(layout.offsets[i], layout.offsets[i] + n))
+            parts["slot"].append(torch.full((n,), float(slot)))
+            parts["positive"].append(torch.full((n,), float(spec.rectifier)))
+            thr = spec.saturation_threshold
+            parts["beyond"].append(torch.full((n,), math.inf if thr is None else float(thr)))
+            parts["lo"].append(torch.full((n,), edges.lo, dtype=torch.float64))
+            parts["width"].append(torch.full((n,), edges.width, dtype=torch.float64))
+        flagged = any(acc.sites[i].rectifier or acc.sites[i].saturation_threshold is not None for i in sites)
+        cat = {k: torch.cat(v).to(dev) for k, v in parts.items()}
+        return cls(sites=torch.tensor(sites, dtype=torch.long, device=dev), flagged=flagged, **cat)
+
+
 class ShiftAccumulator:
     """Accumulates per-unit sums and histograms of many sites, mergeable across ranks.
 
@@ -258,6 +290,8 @@ class ShiftAccumulator:
         self._discovery = _Discovery()
         self._scratch = Scratch()
         self._flag_kind: tuple[Tensor, Tensor] | None = None
+        self._deferred: list[tuple[int, Tensor]] = []
+        self._group_cache: dict[tuple[int, ...], _GroupColumns] = {}
         self._alloc()
 
     # ------------------------------------------------------------------ buffers
@@ -278,6 +312,7 @@ class ShiftAccumulator:
         self._shift = torch.cat([self._shift, pad])
         self._shift_views.clear()
         self._flag_kind = None
+        self._group_cache.clear()
 
     def _flag_masks(self) -> tuple[Tensor, Tensor]:
         """Per unit: is it a rectifier input, and its saturation threshold (inf if none)."""
@@ -317,6 +352,12 @@ class ShiftAccumulator:
         if num_units(x, ud) != units:
             self.shape_mismatch.add(i)
             return
+        if self._defers(x, ud):
+            # Small tensors are bound by per-op overhead: keep a copy (the module
+            # may change x in place later) and reduce all same-shaped sites at
+            # once in finish().
+            self._deferred.append((i, x.clone() if x.dtype == torch.float32 else x))
+            return
         off = self.layout.offsets[i]
         sums = unit_raw_sums(
             x, ud, self._shift_for(i), self.split_half, spec.rectifier, spec.saturation_threshold, self._scratch,
@@ -324,6 +365,45 @@ class ShiftAccumulator:
         )  # fmt: skip
         self.raw[:, off : off + units].add_(sums)
         self.hist[i].add_(histogram_counts(strided_subsample(x, self.hist_max_elements), self._edges[i]))
+
+    def _defers(self, x: Tensor, unit_dim: int | None) -> bool:
+        return not self.fused and unit_dim is not None and x.numel() <= self.hist_max_elements
+
+    def _flush_deferred(self) -> None:
+        """Reduce the deferred small tensors: one concatenation per shape, one set of reductions each.
+
+        Sites whose tensors share every dimension but the unit one are
+        concatenated along their units; their raw sums land in their columns with
+        one ``index_add_`` and their histograms come from one :func:`slot_counts`.
+        The same arithmetic as :func:`unit_raw_sums` on each tensor, so the
+        numbers equal the per-site path's to float32 summation order.
+        """
+        groups: dict[tuple, list[tuple[int, Tensor]]] = {}
+        for i, x in self._deferred:
+            ud = self.sites[i].unit_dim % x.dim()
+            key = (ud, tuple(n for d, n in enumerate(x.shape) if d != ud))
+            groups.setdefault(key, []).append((i, x))
+        self._deferred = []
+        for (ud, _), items in groups.items():
+            cols = self._group_columns(tuple(i for i, _ in items))
+            x = torch.cat([t for _, t in items], dim=ud) if len(items) > 1 else items[0][1]
+            raw = unit_raw_sums(
+                x, ud, self._shift[cols.index], self.split_half, cols.positive if cols.flagged else False,
+                cols.beyond if cols.flagged else None, self._scratch,
+            )  # fmt: skip
+            self.raw.index_add_(1, cols.index, raw.double())
+            shape = [1] * x.dim()
+            shape[ud] = -1
+            counts = slot_counts(
+                x, cols.lo.view(shape), cols.width.view(shape), cols.slot.view(shape), self.bins, len(items)
+            )
+            self.hist.index_add_(0, cols.sites, counts)
+
+    def _group_columns(self, sites: tuple[int, ...]) -> _GroupColumns:
+        cached = self._group_cache.get(sites)
+        if cached is None:
+            cached = self._group_cache[sites] = _GroupColumns.build(self, sites)
+        return cached
 
     def _observe_new(self, i: int, x: Tensor) -> None:
         spec = self.sites[i]
@@ -348,6 +428,7 @@ class ShiftAccumulator:
         Every rank must call it at the same measurements. It synchronizes with
         the host only while sites are being discovered (edges are read once).
         """
+        self._flush_deferred()
         unseen = [i for i in range(len(self.sites)) if self.layout.units[i] == 0 and i not in self.dropped]
         if unseen and self.discovery_rounds > 0:
             self._discover(unseen, all_reduce)
@@ -429,6 +510,7 @@ class ShiftAccumulator:
             self._edges[i] = widened(self._edges[i], factor)
             lo[i], hi[i] = self._edges[i].lo, self._edges[i].hi
         self.layout = Layout(self.layout.units, self.layout.offsets, self.layout.pooled, tuple(lo), tuple(hi))
+        self._group_cache.clear()
 
     def _offsets_after(self, units: list[int], added: list[int]) -> list[int]:
         """Offsets with the ``added`` sites appended after the existing columns, in site order."""
@@ -467,5 +549,7 @@ class ShiftAccumulator:
         self.discovery_rounds = state["discovery_rounds"]
         self._shift = state["shift"].to(self.device)
         self._shift_views.clear()
+        self._group_cache.clear()
+        self._flag_kind = None
         self._alloc()
 

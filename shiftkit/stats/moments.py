@@ -70,8 +70,8 @@ def unit_raw_sums(
     unit_dim: int | None = FEATURES,
     shift: Tensor | None = None,
     split_half: bool = True,
-    positive: bool = False,
-    beyond: float | None = None,
+    positive: bool | Tensor = False,
+    beyond: float | Tensor | None = None,
     scratch: Scratch | None = None,
     fused: bool = False,
 ) -> Tensor:
@@ -89,7 +89,9 @@ def unit_raw_sums(
     ``isfinite(x).sum()`` measured 5-30x slower on CPU.
 
     With ``fused=True`` the same sums come from one compiled kernel per site
-    (see :mod:`shiftkit.stats.fused`).
+    (see :mod:`shiftkit.stats.fused`). ``positive`` and ``beyond`` may also be
+    per-unit tensors (1.0/0.0 and thresholds, ``inf`` for none), for several
+    sites concatenated along their units.
 
     Returns:
         float32 tensor of shape ``(len(RAW_FIELDS), units)``.
@@ -125,7 +127,14 @@ def unit_raw_sums(
         half = torch.stack([row[:h].sum(dims).reshape(units) for row in (bad, dev, sq)]) if h > 0 else None
     if half is None:
         half = torch.zeros_like(full)
-    if positive or beyond is not None:
+    if isinstance(positive, Tensor):
+        # Per-unit flag kinds (several sites at once): count both kinds, keep each unit's own.
+        xk = dev if shift is None else torch.add(dev, k, out=bad)
+        pos = broadcast_units(positive.to(x.dtype), x.dim(), unit_dim)
+        thr = broadcast_units(beyond.to(x.dtype), x.dim(), unit_dim)
+        beyond_part = (xk.abs() - thr).relu_().sign_()
+        flag = xk.relu_().sign_().mul_(pos).add_(beyond_part).sum(dims).reshape(1, units)
+    elif positive or beyond is not None:
         # d + K is x where x was finite and K (0 without a shift) where it was not.
         xk = dev if shift is None else torch.add(dev, k, out=bad)
         xk = xk.relu_() if positive else xk.abs_().sub_(beyond).relu_()

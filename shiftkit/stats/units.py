@@ -7,6 +7,7 @@ batch and space as BatchNorm does; ``None`` pools every element into one unit.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 #: Unit layouts: features are the last dimension, channels are dimension 1.
@@ -35,14 +36,18 @@ def num_units(x: Tensor, unit_dim: int | None) -> int:
     return x.shape[unit_dim % x.dim()]
 
 
-def as_unit_tensor(x: Tensor) -> Tensor:
-    """``x`` as float32 with at least 2 dimensions (a lone vector is one sample)."""
+def as_unit_tensor(x: Tensor, copy: bool = False) -> Tensor:
+    """``x`` as float32 with at least 2 dimensions (a lone vector is one sample).
+
+    ``copy=True`` always returns new memory (safe to keep after the module that
+    produced ``x`` modifies it in place).
+    """
     x = x.detach()
     if x.dim() == 0:
         x = x.reshape(1, 1)
     elif x.dim() == 1:
         x = x.unsqueeze(0)
-    return x.float()
+    return x.to(torch.float32, copy=copy)
 
 
 def broadcast_units(v: Tensor, ndim: int, unit_dim: int | None) -> Tensor:

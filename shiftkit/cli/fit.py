@@ -36,13 +36,14 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from shiftkit.cli.argv import ArgvError, expand_argv
 from shiftkit.cli.errors import explain_parse_error
 from shiftkit.cli.run_recorder import RunRecorder, forks_workers
 from shiftkit.cli.wandb_setup import make_wandb_logger, resolve_wandb_mode
 from shiftkit.data.base import ArrayDataModule
+from shiftkit.data.errors import DatasetFormatError, DatasetNotFoundError
 from shiftkit.models.classifier import ShiftClassifier
 from shiftkit.monitor import ShiftMonitor
 from shiftkit.records import config_hash
@@ -293,6 +294,7 @@ class ShiftkitCLI(LightningCLI):
     # ------------------------------------------------------------------ fit
     def before_fit(self) -> None:
         _split_threads_between_cpu_ranks(self.trainer)
+        _start_wandb_or_drop_it(self.trainer)
 
     def after_fit(self) -> None:
         if not self._subconfig().test_after_fit:
@@ -386,6 +388,28 @@ class _ParseOnlyCLI(ShiftkitCLI):
         pass
 
 
+def _start_wandb_or_drop_it(trainer: Trainer) -> None:
+    """Start the W&B run now; if it cannot start, warn and go on with the local records only.
+
+    Lightning starts it lazily inside ``fit`` (hyperparameter logging), where a failure
+    would end the run. Forked/spawned DDP workers start their own, later: left alone.
+    """
+    if forks_workers(trainer) or not trainer.is_global_zero:
+        return
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in list(trainer.loggers):
+        if isinstance(logger, WandbLogger):
+            try:
+                logger.experiment  # noqa: B018 -- the property starts the run
+            except Exception as err:  # wandb raises many kinds; none may end the training
+                rank_zero_warn(
+                    f"shiftkit: W&B could not start ({type(err).__name__}: {err}); "
+                    "training goes on with the local records (metrics.csv, run directory) only"
+                )
+                trainer.loggers = [lg for lg in trainer.loggers if lg is not logger]
+
+
 def run_cli(argv: list[str]) -> ShiftkitCLI:
     """Expand the shorthands of ``argv`` and run :class:`ShiftkitCLI` on it.
 
@@ -402,7 +426,12 @@ def run_cli(argv: list[str]) -> ShiftkitCLI:
         warnings.filterwarnings("ignore", message=".*Experiment logs directory .* exists")
         # args is sys.argv[1:] after expansion, by design.
         warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended")
-        cli = ShiftkitCLI(args=args)
+        try:
+            cli = ShiftkitCLI(args=args)
+        except (DatasetNotFoundError, DatasetFormatError) as err:
+            # A user's data directory or file: one message, not a traceback from a DataModule.
+            print(f"shiftkit: error: {err}", file=sys.stderr)
+            raise SystemExit(1) from err
     _finish_wandb_if_running()
     return cli
 

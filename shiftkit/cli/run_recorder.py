@@ -10,7 +10,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from shiftkit.records import (
     HISTOGRAMS_FILE,
@@ -166,6 +166,20 @@ class RunRecorder(Callback):
             self.record["metrics"].update(_metrics(trainer, "test/"))
             self._waits_for_test = False
             self._write(trainer)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        # A crashed run is not finished (no result.json), but what the monitor measured
+        # until then is written, so it is not lost.
+        from shiftkit.monitor import ShiftMonitor
+
+        if not trainer.is_global_zero:
+            return
+        for cb in trainer.callbacks:
+            if isinstance(cb, ShiftMonitor) and cb.history:
+                try:
+                    cb.write_records(self.run_dir)
+                except Exception as err:  # never mask the original exception
+                    rank_zero_warn(f"shiftkit: could not write the monitor's records after a crash: {err}")
 
     # ------------------------------------------------------------------ record
     def _fit_record(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, Any]:

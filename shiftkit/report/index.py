@@ -55,6 +55,12 @@ def write_reports_index(reports_dir: str | os.PathLike = "reports") -> Path:
              "Each report was generated from run records by `shiftkit report`; its README starts with the "
              "claims table (paper's number, our setup, measured mean ± sd over seeds, reproduced yes/partly/no). "
              "Regenerate a report (train its recipe's runs, then rebuild it) with the command in its row.", "",
+             "These are the recipes' *small* scale: bundled data (5,000 MNIST digits, sklearn digits), MLPs "
+             "instead of Inception/VGG, thousands of steps instead of millions, 2 CPU cores. What each recipe "
+             "fixes that the paper leaves open, and how it differs from the paper, is in the comment block at "
+             "the top of `recipes/<name>.yaml` and in [recipes/README.md](../recipes/README.md); the paper-scale "
+             "overrides are there too. A claim that does not reproduce at this scale says so, with its numbers.",
+             "",
              "| report | claims | runs | regenerate |", "|---|---|---|---|", *rows]  # fmt: skip
     if not rows:
         lines.append("| (no reports yet) | | | |")

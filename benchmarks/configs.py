@@ -48,6 +48,12 @@ def _shift_every(tmpdir: str) -> list:
     return [ShiftMonitor(**SHIFT_EVERY_KWARGS)]
 
 
+def _shift_every_fused(tmpdir: str) -> list:
+    from shiftkit import ShiftMonitor
+
+    return [ShiftMonitor(**SHIFT_EVERY_KWARGS, fused=True)]
+
+
 def _fastai(tmpdir: str) -> list:
     from baselines import FastaiActivationStats
 
@@ -88,6 +94,13 @@ CONFIGS: dict[str, Config] = {
             + ", ".join(f"{k}={v!r}" for k, v in SHIFT_EVERY_KWARGS.items())
             + ")",
             _shift_every,
+        ),
+        Config(
+            "shift_every_fused",
+            "ShiftMonitor every step + histograms, fused=True",
+            1,
+            "as shift_every, each site's sums in one torch.compile-d kernel (compiled during warm-up)",
+            _shift_every_fused,
         ),
         Config(
             "fastai",

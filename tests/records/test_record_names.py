@@ -28,10 +28,14 @@ def test_round_trip_every_stat(site):
         assert parse_shift_key(key) == (site, stat)
 
 
-def test_stats_are_the_sixteen_the_monitor_logs():
-    assert len(STATS) == len(set(STATS)) == 16
+def test_stats_are_the_ones_the_monitor_logs():
+    from shiftkit.monitor.shift_monitor import BASE_STATS
+
+    assert len(STATS) == len(set(STATS)) == 17
     assert STATS[0] == "kl_gauss" and STATS[-1] == "nonfinite"
-    assert {"p15", "p50", "p85", "kl_gauss_floor", "dead_units"} <= set(STATS)
+    assert {"p15", "p50", "p85", "kl_gauss_floor", "dead_units", "hist_outside"} <= set(STATS)
+    # Every statistic the monitor can log parses back (percentiles at their default levels).
+    assert set(BASE_STATS) | {"p15", "p50", "p85"} == set(STATS)
 
 
 @pytest.mark.parametrize(

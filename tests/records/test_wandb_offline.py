@@ -116,7 +116,7 @@ def test_summary_and_config(offline_run):
     summary = read_wandb_offline_summary(offline_run)
     assert summary["best_val_acc"] == 0.5
     assert summary[shift_key("net.0@out", "kl_gauss")] == 1  # last logged: step 3 -> 3/3
-    assert summary[shift_key(BIG_SITES[-1], "nonfinite")] == 6 + 149 / 7 + 15
+    assert summary[shift_key(BIG_SITES[-1], "nonfinite")] == 6 + 149 / 7 + STATS.index("nonfinite")
     assert summary["shift/fc1/hist"]["values"] == COUNTS.tolist()
     assert "_wandb" not in summary
     assert read_wandb_offline_config(offline_run) == {

@@ -102,10 +102,12 @@ def _run(work) -> int:
 
 def _report(args, claims, argv) -> None:
     from shiftkit.report.build import build_report
-    from shiftkit.report.wandb_report import check_online
+    from shiftkit.report.wandb_report import check_online, reports_api
 
     wandb_save = bool(args.wandb_report and not args.spec_out)
-    if wandb_save:  # fail fast, before the (slow) local report
+    if args.wandb_report:  # fail fast, before the (slow) local report
+        reports_api()
+    if wandb_save:
         check_online(timeout=min(5.0, args.wandb_timeout))
     runs = []
     if args.wandb_project:

@@ -111,6 +111,19 @@ def check_online(timeout: float = 5.0) -> str:
 # ----------------------------------------------------------------------------- build
 
 
+def reports_api():
+    """``wandb_workspaces.reports.v2``, or a :class:`WandbReportError` saying which extra to install
+    (the package is optional: only W&B Reports need it)."""
+    try:
+        import wandb_workspaces.reports.v2 as wr
+    except ImportError as err:
+        raise WandbReportError(
+            "a W&B Report needs the 'wandb-workspaces' package: pip install 'shiftkit[report]' "
+            "(the Markdown report needs nothing more)"
+        ) from err
+    return wr
+
+
 def build_wandb_report(
     outcomes: Sequence[ClaimOutcome],
     cohorts: dict[str, Cohort],
@@ -140,7 +153,7 @@ def build_wandb_report(
         resolve_projects: give the run sets their project (a network lookup when the spec is
             built, so only when saving).
     """
-    import wandb_workspaces.reports.v2 as wr
+    wr = reports_api()
 
     def runset(name: str, filters: str) -> Any:
         return wr.Runset(entity=entity, project=project if resolve_projects else "", name=name,

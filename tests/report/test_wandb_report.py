@@ -4,6 +4,7 @@ opened; saving without credentials fails fast with a clear message; W&B runs rea
 from __future__ import annotations
 
 import json
+import sys
 import time
 from types import SimpleNamespace
 
@@ -75,6 +76,18 @@ def test_cli_spec_out_writes_the_spec_without_network(synthetic_root, tmp_path, 
     spec = json.loads(spec_file.read_text())
     assert len(panel_grids(spec)) == 1  # one claim (C1), no figures drawn: no media grid
     assert no_network == []
+
+
+def test_without_wandb_workspaces_the_spec_is_a_clear_error_naming_the_extra(synthetic_root, tmp_path, monkeypatch,
+                                                                             capsys):
+    # None in sys.modules makes the import raise ImportError, as on an install without the extra.
+    for name in ("wandb_workspaces", "wandb_workspaces.reports", "wandb_workspaces.reports.v2"):
+        monkeypatch.setitem(sys.modules, name, None)
+    rc = main([str(synthetic_root / "mnist_fig1"), "-o", str(tmp_path / "r"), "--no-figures", "--no-progress",
+               "--wandb-report", f"{ENTITY}/{PROJECT}", "--spec-out", str(tmp_path / "spec.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and "pip install 'shiftkit[report]'" in err and "ModuleNotFoundError" not in err
+    assert not (tmp_path / "spec.json").exists() and not (tmp_path / "r").exists()  # failed before any work
 
 
 def test_wandb_report_without_credentials_fails_fast(synthetic_root, tmp_path, no_network, no_credentials, capsys):

@@ -19,9 +19,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy
-from shiftkit.monitor.selection import Pattern, select_modules
-from shiftkit.monitor.probe import moved_copy
+from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, moved_copy
+from shiftkit.monitor.selection import Pattern, as_patterns, select_modules
 from shiftkit.monitor.shift_monitor import ShiftMonitor
 from shiftkit.records.names import GRAD_ICS_STATS, grad_ics_key
 from shiftkit.stats import (
@@ -247,6 +246,10 @@ class PeriodicMeasurement(Callback):
             self._probe = state_dict["probe"]
 
 
+#: How the callback's messages name it (layer selection is shared with ShiftMonitor).
+OWNER = "GradientICSMonitor"
+
+
 class GradientICSMonitor(PeriodicMeasurement):
     r"""Gradient-based internal covariate shift (Santurkar et al. 2018, Definition 2.1).
 
@@ -317,15 +320,8 @@ class GradientICSMonitor(PeriodicMeasurement):
         keep_history: bool = True,
     ):
         super().__init__(every_n_steps, probe_batch, probe_fn, loss_fn, seed, keep_history)
-        for name, value in (("layers", layers), ("exclude", exclude)):
-            patterns = [value] if isinstance(value, (str, type)) or value is None else value
-            if not isinstance(patterns, Sequence) or not all(
-                p is None or isinstance(p, (str, type)) for p in patterns
-            ):
-                raise ValueError(
-                    f"GradientICSMonitor: {name} must be glob patterns or module classes, "
-                    f"got {value!r}"
-                )
+        as_patterns(layers, "layers", OWNER)
+        as_patterns(exclude, "exclude", OWNER)
         self.layers, self.exclude = layers, exclude
         self.layer_names: list[str] = []
         self._before: dict[str, Tensor] | None = None
@@ -342,10 +338,7 @@ class GradientICSMonitor(PeriodicMeasurement):
         if stage != "fit":
             return
         patterns = list(MEASURED_TYPES) if self.layers is None else self.layers
-        try:
-            selected = select_modules(pl_module, patterns, self.exclude, warn_unmatched=self.layers is not None)
-        except ValueError as err:
-            raise ValueError(str(err).replace("ShiftMonitor", "GradientICSMonitor", 1)) from None
+        selected = select_modules(pl_module, patterns, self.exclude, warn_unmatched=self.layers is not None, owner=OWNER)
         self.layer_names = [
             name
             for name, module in selected

@@ -59,19 +59,21 @@ def matches(name: str, module: nn.Module, patterns: Iterable[Pattern]) -> bool:
     return False
 
 
-def as_patterns(value: Pattern | Sequence[Pattern] | None, argument: str = "layers") -> list[Pattern]:
+def as_patterns(
+    value: Pattern | Sequence[Pattern] | None, argument: str = "layers", owner: str = "ShiftMonitor"
+) -> list[Pattern]:
     """``value`` as a list of patterns.
 
     Raises:
         ValueError: ``value`` is not a string, a module class, or a list/tuple of them
-            (the message names ``argument`` and the allowed forms).
+            (the message names ``owner``, the callback, ``argument`` and the allowed forms).
     """
     if value is None:
         return []
     items = [value] if isinstance(value, (str, type)) else value
     if not isinstance(items, (list, tuple)) or not all(_is_pattern(p) for p in items):
         raise ValueError(
-            f"ShiftMonitor: {argument} must be a glob string on module names or type names "
+            f"{owner}: {argument} must be a glob string on module names or type names "
             f"('encoder.*', 'Conv*'), an nn.Module subclass, or a list of them; got {value!r}"
         )
     return list(items)
@@ -108,17 +110,19 @@ def select_modules(
     layers: Pattern | Sequence[Pattern] | None,
     exclude: Pattern | Sequence[Pattern] | None,
     warn_unmatched: bool = True,
+    owner: str = "ShiftMonitor",
 ) -> list[tuple[str, nn.Module]]:
     """The ``(name, module)`` pairs to monitor, in the model's module order.
 
     A user's pattern that matches nothing gets a warning (a typo?), unless
     ``warn_unmatched`` is False (a caller passing its own default list).
+    Messages start with ``owner``, the callback that selects.
 
     Raises:
         ValueError: nothing matched; the message names the patterns and lists
             some of the model's modules.
     """
-    include, skip = as_patterns(layers, "layers"), as_patterns(exclude, "exclude")
+    include, skip = as_patterns(layers, "layers", owner), as_patterns(exclude, "exclude", owner)
     modules = named_modules(model)
     uncalled = {
         id(child) for _, m in modules if isinstance(m, _UNCALLED_CHILDREN) for child in m.modules() if child is not m
@@ -132,7 +136,7 @@ def select_modules(
     if not chosen:
         tried = f"layers={include!r}" if include else "the default layer types (Linear, Conv*, norms, activations)"
         raise ValueError(
-            f"ShiftMonitor: no module matched {tried} with exclude={skip!r}. "
+            f"{owner}: no module matched {tried} with exclude={skip!r}. "
             f"Patterns are globs on module names or type names, or module classes. "
             f"The model has: {available}"
         )
@@ -140,7 +144,7 @@ def select_modules(
         unused = [p for p in patterns if not any(matches(n, m, [p]) for n, m in modules)]
         if unused:
             rank_zero_warn(
-                f"ShiftMonitor: {argument} patterns {unused!r} match no module of the model "
+                f"{owner}: {argument} patterns {unused!r} match no module of the model "
                 f"(a typo?). The model has: {available}"
             )
     return chosen

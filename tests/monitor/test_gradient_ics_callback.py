@@ -180,8 +180,9 @@ def test_state_dict_round_trip():
     [
         (dict(every_n_steps=0), "every_n_steps must be an integer >= 1, got 0"),
         (dict(every_n_steps=2.0), "every_n_steps must be an integer"),
-        (dict(layers=[3]), "layers must be glob patterns or module classes"),
-        (dict(exclude=3), "exclude must be glob patterns"),
+        (dict(layers=[3]), "layers must be a glob string on module names or type names"),
+        (dict(exclude=3), "exclude must be a glob string"),
+        (dict(layers=[torch.nn.Linear, int]), "layers must be a glob string"),
         (dict(probe_fn=1), "probe_fn must be callable"),
         (dict(loss_fn="ce"), "loss_fn must be callable"),
         (dict(seed=0.5), "seed must be an integer"),
@@ -208,6 +209,8 @@ def test_misconfigurations_are_clear_errors():
         ValueError, match="matched \\['act', 'drop'\\], none of which owns a trainable"
     ):
         fit([GradientICSMonitor(layers=["act", "drop"])], steps=1)
+    with pytest.warns(UserWarning, match="GradientICSMonitor: layers patterns \\['typo'\\] match no module"):
+        fit([GradientICSMonitor(layers=["fc*", "typo"])], steps=1)
     # (Lightning itself refuses several optimizers under automatic optimization.)
     with pytest.raises(MisconfigurationException, match="automatic optimization only"):
         trainer(max_steps=1, callbacks=[GradientICSMonitor()]).fit(

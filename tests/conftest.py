@@ -15,6 +15,16 @@ import torch  # noqa: E402
 # tensors run faster on one thread, and oversubscription slows DDP ~100x.
 torch.set_num_threads(1)
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Lightning's DDP set-up changes the thread count of the process: put it back after every test.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _wandb_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))

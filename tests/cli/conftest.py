@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-# One intra-op thread per test (autouse): the cores are shared by several engineers.
-from tests.models.conftest import _one_thread  # noqa: F401
 
 #: A run small enough for a test: sklearn's digits, 12 steps, validation at steps 4, 8, 12.
 TINY = {

@@ -22,15 +22,10 @@ def logistic_regression_accuracy(dm: SyntheticDataModule, shuffle_labels: bool =
     torch.manual_seed(0)
     model = torch.nn.Linear(x.shape[1], dm.num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls: threads only add contention on a shared machine
-    try:
-        for _ in range(200):
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
+    for _ in range(200):  # one torch thread: tests/conftest.py
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
     with torch.no_grad():
         predicted = model(torch.from_numpy(test.inputs)).argmax(dim=1)
     return float((predicted == torch.from_numpy(test.targets)).float().mean())

@@ -26,13 +26,6 @@ from tests.monitor.ddp_run import SameOrder
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def fit(
     callbacks, steps=5, log_dir=None, batch=8, accumulate=1, model_cls=OffsetNet, **model_kwargs

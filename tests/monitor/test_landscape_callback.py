@@ -13,7 +13,7 @@ from shiftkit.records import read_csv_metrics
 from shiftkit.records.names import LANDSCAPE_STATS, landscape_key
 from shiftkit.stats import landscape_along_gradient
 from tests.monitor.conftest import OffsetNet
-from tests.monitor.test_gradient_ics_callback import _one_thread, fit  # noqa: F401
+from tests.monitor.test_gradient_ics_callback import fit
 
 
 class BeforeStep(pl.Callback):

@@ -1,3 +1,3 @@
-"""The recipe tests share the CLI tests' fixtures: one parser per session, one thread."""
+"""The recipe tests share the CLI tests' fixtures: one parser per session."""
 
-from tests.cli.conftest import _one_thread, resolver  # noqa: F401  (pytest fixtures)
+from tests.cli.conftest import resolver  # noqa: F401  (pytest fixture)

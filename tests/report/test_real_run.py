@@ -83,15 +83,10 @@ def fit_run(run_dir, variant: str, seed: int):
 @pytest.fixture(scope="module")
 def real_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("real") / "runs"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: threads only contend with the other engineers' jobs
-    try:
-        for variant in ("plain", "bn"):
-            run_dir = root / variant / "seed0"
-            run_dir.mkdir(parents=True)
-            fit_run(run_dir, variant, seed=0)
-    finally:
-        torch.set_num_threads(threads)
+    for variant in ("plain", "bn"):  # one torch thread: tests/conftest.py
+        run_dir = root / variant / "seed0"
+        run_dir.mkdir(parents=True)
+        fit_run(run_dir, variant, seed=0)
     return root
 
 

@@ -14,14 +14,6 @@ from shiftkit.stats import gradient_ics, landscape_along_gradient, parameter_sna
 N, LR = 12, 0.3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two CPU cores shared by several engineers: many intra-op threads only slow tiny ops down.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def linear_net(widths, seed=0):
     torch.manual_seed(seed)

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from shiftkit.stats import DEFAULT_MULTIPLIERS, landscape_along_gradient, step_multipliers
-from tests.stats.test_gradient_ics import _one_thread  # noqa: F401  (autouse fixture)
 
 LR = 0.05
 

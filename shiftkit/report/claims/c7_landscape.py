@@ -1,13 +1,17 @@
 """C7, smoother landscape (Santurkar et al. Fig. 4): loss range, gradient predictiveness and
-effective beta-smoothness are smaller with BN early in training.
+effective beta-smoothness are smaller with BN, by large factors, early in training.
 
-Per run, each quantity is averaged over the *early window*: the logged steps at or before
-a fraction :data:`EARLY_FRACTION` of the run's last landscape step. Gradient predictiveness is judged on
-``grad_pred_max`` (the upper envelope the paper shades).
+Pre-registered rule. Per run, each quantity is averaged over the *early window*: the landscape
+probes (every 25 steps) at steps from :data:`BURN_IN` to :data:`EARLY_END` (step 0 excluded).
+Gradient predictiveness is judged on ``grad_pred_max`` (the upper envelope the paper shades).
+Effects over seeds: the ratio of means no BN / BN with a 95% bootstrap interval
+(:mod:`~shiftkit.report.effects`).
 
-Decision rule (yes = all three pass, no = none, partly otherwise): for ``loss_range``,
-``grad_pred_max`` and ``beta_smooth``, no BN's early mean is clearly greater than BN's (by more
-than both seed spreads). The ratio no BN / BN is reported.
+1-3. for ``loss_range``, ``grad_pred_max`` and ``beta_smooth``: the ratio is clearly above 1
+     (smaller with BN);
+4. by large factors: every one of the three intervals lies above :data:`LARGE_FACTOR`.
+
+Yes = all pass, no = none, partly otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from shiftkit.report.cohort import Cohort
 from shiftkit.report.summary import clearly_greater, fmt, summarize
 
 EARLY_FRACTION = 0.5
+BURN_IN = 50
+"""Probes before this step (and step 0) never decide."""
+EARLY_END = 450
+"""The early window ends at this step."""
+LARGE_FACTOR = 2.0
+"""What the paper's "large factors" is taken to mean: at least twice."""
 JUDGED = ("loss_range", "grad_pred_max", "beta_smooth")
 FIGURE = "C7_landscape.png"
 _KEYS = tuple(landscape_key(s) for s in LANDSCAPE_STATS)

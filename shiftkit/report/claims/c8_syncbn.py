@@ -8,13 +8,16 @@ is ``per_device_batch`` if the record or config gives it, else ``ghost_batch_siz
 batch (all synced runs if none match). Accuracies are final accuracies, a diverged seed scoring
 chance.
 
-Decision rule (yes = all checks pass, no = none, partly otherwise), one check per tested size:
+Pre-registered rule (per-device batch 4, 8, 16 and 32 on 2 ranks). The effect is synced minus
+per-device accuracy over seeds with a 95% bootstrap interval (:mod:`~shiftkit.report.effects`).
+One check per tested size:
 
-* per-device batch <= :data:`SMALL`: synced is clearly more accurate, by more than both spreads
-  and at least :data:`TOLERANCE`;
-* per-device batch >= :data:`LARGE`: within :data:`TOLERANCE` (or the larger spread) of synced.
+* per-device batch <= :data:`SMALL`: synced is clearly more accurate (the interval lies above 0)
+  and by at least :data:`TOLERANCE` (the estimate);
+* per-device batch >= :data:`LARGE`: within about a point of synced -- the interval's upper
+  bound is below :data:`TOLERANCE`.
 
-Sizes in between are reported, not judged.
+Sizes in between are reported, not judged. Yes = all checks pass, no = none, partly otherwise.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from shiftkit.report.cohort import Cohort
 from shiftkit.report.summary import clearly_greater, fmt_summary, summarize, within
 
 SMALL, LARGE = 4, 16
-TOLERANCE = 0.01
-""""About a point" of accuracy."""
+TOLERANCE = 0.015
+""""About a point" of accuracy (one and a half: the validation set has 500 digits)."""
 FIGURE = "C8_syncbn.png"
 
 

@@ -34,7 +34,7 @@ TINY_CELL = {
     "mnist_fig1": "bn",
     "lr_multipliers": "seed=0 model.norm=batch model.lr_multiplier=30",
     "init_scale": "seed=0 model.norm=batch model.init_scale=10.0",
-    "deep_sigmoid": "bn",
+    "deep_sigmoid": "bn seed=0 model.init_std=4.0",
     "noisy_bn": "noisy_bn",
     "grad_ics": "bn",
     "landscape": "bn",

@@ -104,7 +104,7 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
     eff = difference(b, p)
     out.checks.append(effect_check("max stable LR multiplier larger with BN", eff, eff.above()))
     rat = ratio(b, p)
-    out.measured.append(effect_line("max stable multiplier (stable: finite and ≥ chance + "
+    out.measured.append(effect_line("max stable multiplier (stable = finite, ≥ chance + "
                                     f"{100 * STABLE_MARGIN:g} pts)", "BN", b, "no BN", p, eff)
                         + f"; ratio {rat.text()}")  # fmt: skip
     div = {label: f"{int(g['n_diverged'].sum())}/{int(g['n'].sum())}" for label, g in grid.groupby("row")}

@@ -130,8 +130,6 @@ DIVERGED_STEP = "diverged_step"
 """The global step at which the loss first became non-finite."""
 GLOBAL_STEP = "trainer/global_step"
 """Key Lightning's WandbLogger adds to every W&B log call: the Trainer's global step."""
-EPOCH = "epoch"
-"""Epoch column Lightning adds to logged metrics."""
 STEP = "step"
 """Step column of a Lightning CSVLogger ``metrics.csv``."""
 

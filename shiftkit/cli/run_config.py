@@ -62,7 +62,9 @@ def _drop(config: dict[str, Any], dotted: str) -> None:
         node.pop(leaf, None)
 
 
-def run_config(config: dict[str, Any], config_files: list[str | os.PathLike] = ()) -> dict[str, Any]:
+def run_config(
+    config: dict[str, Any], config_files: list[str | os.PathLike] = ()
+) -> dict[str, Any]:
     """The config a run records and hashes: the resolved config of one subcommand without the
     :data:`NOT_HASHED` keys, ``recipe`` and ``variant`` filled in (default: the stem of the first
     config file, and the model's ``norm``), class paths canonical.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
@@ -134,7 +135,7 @@ def log_measurement(
                 logger.log_metrics({**metrics, **extra}, step=step)
             else:
                 logger.log_metrics(metrics, step=step)
-        except Exception as err:  # a logger must never be why a training run stops
+        except Exception as err:  # noqa: BLE001 -- a logger must never be why a run stops
             failed.add(id(logger))
             rank_zero_warn(
                 f"{owner}: logging to {type(logger).__name__} failed ({type(err).__name__}: {err}); "

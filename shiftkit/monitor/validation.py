@@ -90,7 +90,9 @@ def check_fraction(
     if not ok:
         span = "[0, 1)" if closed_low else "(0, 1)"
         none = " or None" if allow_none else ""
-        raise MonitorConfigError(f"{owner}: {name} must be a fraction in {span}{none}, got {value!r}")
+        raise MonitorConfigError(
+            f"{owner}: {name} must be a fraction in {span}{none}, got {value!r}"
+        )
 
 
 def check_quantiles(owner: str, quantiles: Any) -> tuple[float, ...]:
@@ -100,8 +102,10 @@ def check_quantiles(owner: str, quantiles: Any) -> tuple[float, ...]:
         >>> check_quantiles("ShiftMonitor", [0.1, 0.9])
         (0.1, 0.9)
     """
-    ok = isinstance(quantiles, (list, tuple)) and quantiles and all(
-        is_number(q) and 0.0 < q < 1.0 for q in quantiles
+    ok = (
+        isinstance(quantiles, (list, tuple))
+        and quantiles
+        and all(is_number(q) and 0.0 < q < 1.0 for q in quantiles)
     )
     if not ok:
         raise MonitorConfigError(

@@ -48,7 +48,7 @@ from shiftkit.stats.histogram import (
 from shiftkit.stats.landscape import DEFAULT_MULTIPLIERS, Landscape, landscape_along_gradient
 from shiftkit.stats.units import CHANNELS, FEATURES
 
-__all__ = [
+__all__ = [  # noqa: RUF022 -- grouped by use, not sorted
     # a monitor of one's own: accumulate per site, finish once per measurement, compare
     "CHANNELS",
     "FEATURES",

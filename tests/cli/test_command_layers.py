@@ -31,7 +31,11 @@ def test_the_command_line_package_never_imports_the_sweep_or_the_dispatcher():
     files = sorted(package.glob("*.py"))
     assert len(files) >= 8
     for path in files:
-        upward = {m for m in imported_modules(path) if m.startswith(("shiftkit.sweep", "shiftkit.command"))}
+        upward = {
+            m
+            for m in imported_modules(path)
+            if m.startswith(("shiftkit.sweep", "shiftkit.command"))
+        }
         assert not upward, (path.name, upward)
 
 

@@ -75,7 +75,7 @@ def test_non_default_quantiles_are_measured_and_logged_end_to_end():
 
 
 def test_state_key_tells_apart_monitors_that_differ_in_any_argument():
-    base = dict(every_n_steps=2, layers=["fc1"])
+    base = {"every_n_steps": 2, "layers": ["fc1"]}
     keys = {
         ShiftMonitor(**base).state_key,
         ShiftMonitor(**{**base, "every_n_steps": 3}).state_key,
@@ -125,8 +125,10 @@ def test_a_failing_logger_is_one_warning_and_training_goes_on(name):
         )
     messages = [str(w.message) for w in caught if str(w.message).startswith(name)]
     assert messages == [
-        f"{name}: logging to Recording failed (OSError: disk full); the monitor stops logging to "
-        "it. Its history and the other loggers are unaffected"
+        (
+            f"{name}: logging to Recording failed (OSError: disk full); the monitor stops logging "
+            "to it. Its history and the other loggers are unaffected"
+        )
     ]
     assert model.trainer.global_step == 3 and monitor.measurements == 3
     steps = sorted({step for step, metrics in working.calls if any("/" in k for k in metrics)})

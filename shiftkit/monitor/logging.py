@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from shiftkit.records import SHIFT_MAX_KL_GAUSS, SHIFT_MEAN_KL_GAUSS, histogram_key, shift_key
 from shiftkit.stats import Snapshot
-
 
 #: Statistics whose name starts with this are flags for the monitor, not logged values.
 FLAG_PREFIX = "_"
@@ -95,33 +96,48 @@ def wandb_histograms(records: Iterable[SiteRecord], snap: Snapshot) -> dict[str,
 
 
 def log_measurement(
-    loggers,
-    records: list[SiteRecord],
+    loggers: Iterable[Any],
+    metrics: Mapping[str, float],
     step: int,
-    allowed: frozenset[str],
-    snap: Snapshot | None,
-    on_error: Callable[[Any, Exception], None] | None = None,
+    failed: set[int],
+    owner: str,
+    wandb_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
-    """One ``log_metrics`` call per logger; W&B loggers also get the histograms when ``snap`` is given.
+    """Log one measurement of a monitor: one ``log_metrics`` call per logger, NaN values left out.
 
-    A logger that raises (a W&B directory that cannot be written, a full disk)
-    is handed to ``on_error(logger, error)`` and the other loggers still get
-    the metrics; without ``on_error`` the error propagates.
+    The one logging path of the monitors (``ShiftMonitor``, ``GradientICSMonitor``,
+    ``LandscapeMonitor``). W&B loggers also get ``wandb_extra()`` (histogram objects), built
+    once when the first of them is reached. A logger that raises (a W&B directory that cannot
+    be written, a full disk) gets one warning naming ``owner``; its id joins ``failed`` and it
+    is skipped from then on. The other loggers still get the metrics and the error never
+    reaches the training loop.
+
+    Args:
+        loggers: the Trainer's loggers.
+        metrics: ``{key: value}`` of this measurement.
+        step: the step it is logged at.
+        failed: ids of the loggers that raised before (updated in place).
+        owner: the callback's name, for the warning.
+        wandb_extra: more values for W&B loggers only.
     """
-    metrics = measurement_metrics(records, allowed)
-    if not loggers or not metrics:
+    metrics = {k: v for k, v in metrics.items() if not math.isnan(v)}
+    if not metrics:
         return
     from lightning.pytorch.loggers import WandbLogger
 
-    hists = None
+    extra = None
     for logger in loggers:
+        if id(logger) in failed:
+            continue
         try:
-            if snap is not None and isinstance(logger, WandbLogger):
-                hists = hists if hists is not None else wandb_histograms(records, snap)
-                logger.log_metrics({**metrics, **hists}, step=step)
+            if wandb_extra is not None and isinstance(logger, WandbLogger):
+                extra = extra if extra is not None else wandb_extra()
+                logger.log_metrics({**metrics, **extra}, step=step)
             else:
                 logger.log_metrics(metrics, step=step)
-        except Exception as err:
-            if on_error is None:
-                raise
-            on_error(logger, err)
+        except Exception as err:  # noqa: BLE001 -- a logger must never be why a run stops
+            failed.add(id(logger))
+            rank_zero_warn(
+                f"{owner}: logging to {type(logger).__name__} failed ({type(err).__name__}: {err}); "
+                "the monitor stops logging to it. Its history and the other loggers are unaffected"
+            )

@@ -9,6 +9,8 @@ from typing import Any, Iterable, Sequence, Union
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from shiftkit.monitor.validation import MonitorConfigError
+from shiftkit.records.names import OUTPUT_SITE_SUFFIX
 from shiftkit.stats import CHANNELS, FEATURES, RECTIFIERS, SiteSpec
 
 #: A selection pattern: a glob on module names (``"encoder.*"``), a glob on
@@ -65,14 +67,14 @@ def as_patterns(
     """``value`` as a list of patterns.
 
     Raises:
-        ValueError: ``value`` is not a string, a module class, or a list/tuple of them
+        MonitorConfigError: ``value`` is not a string, a module class, or a list/tuple of them
             (the message names ``owner``, the callback, ``argument`` and the allowed forms).
     """
     if value is None:
         return []
     items = [value] if isinstance(value, (str, type)) else value
     if not isinstance(items, (list, tuple)) or not all(_is_pattern(p) for p in items):
-        raise ValueError(
+        raise MonitorConfigError(
             f"{owner}: {argument} must be a glob string on module names or type names "
             f"('encoder.*', 'Conv*'), an nn.Module subclass, or a list of them; got {value!r}"
         )
@@ -135,7 +137,7 @@ def select_modules(
     available = ", ".join(f"{n} ({type(m).__name__})" for n, m in modules[:25]) or "no submodules"
     if not chosen:
         tried = f"layers={include!r}" if include else "the default layer types (Linear, Conv*, norms, activations)"
-        raise ValueError(
+        raise MonitorConfigError(
             f"{owner}: no module matched {tried} with exclude={skip!r}. "
             f"Patterns are globs on module names or type names, or module classes. "
             f"The model has: {available}"
@@ -190,5 +192,5 @@ def build_sites(
             )
             sites.append((spec, "in", module))
         if track in ("outputs", "both"):
-            sites.append((SiteSpec(f"{name}@out", layouts[name]), "out", module))
+            sites.append((SiteSpec(name + OUTPUT_SITE_SUFFIX, layouts[name]), "out", module))
     return sites

@@ -3,19 +3,51 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Mapping
 from typing import Any, Iterator, Literal, Sequence
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
+from typing_extensions import override
 
+from shiftkit.monitor.distributed import is_distributed
 from shiftkit.monitor.hooks import SiteHooks
-from shiftkit.monitor.logging import OVERFLOW_FLAG, SiteRecord, log_measurement, records_from_host
-from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, moved_copy, plain_batch, run_probe
-from shiftkit.monitor.selection import Pattern, as_patterns, build_sites, select_modules, unit_layouts
+from shiftkit.monitor.logging import (
+    OVERFLOW_FLAG,
+    SiteRecord,
+    log_measurement,
+    measurement_metrics,
+    records_from_host,
+    wandb_histograms,
+)
+from shiftkit.monitor.probe import (
+    ProbeFn,
+    default_probe_fn,
+    detached_copy,
+    moved_copy,
+    plain_batch,
+    run_probe,
+)
+from shiftkit.monitor.selection import (
+    Pattern,
+    as_patterns,
+    build_sites,
+    select_modules,
+    unit_layouts,
+)
 from shiftkit.monitor.summary import summarize_history
+from shiftkit.monitor.validation import (
+    MonitorConfigError,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_quantiles,
+    is_positive_number,
+)
+from shiftkit.records.names import DEFAULT_QUANTILES, OUTPUT_SITE_SUFFIX, site_stats
 from shiftkit.stats import (
     EDGE_LIMIT,
     SATURATION_THRESHOLDS,
@@ -23,96 +55,30 @@ from shiftkit.stats import (
     SiteSpec,
     Snapshot,
     overflowed,
-    percentile_names,
     site_statistics,
     torch_distributed_all_reduce,
 )
+from shiftkit.stats.histogram import edges_or_none, rebin_rows
 
 TRACKS = ("inputs", "outputs", "both")
 REFERENCES = ("previous", "initial", "probe")
-BASE_STATS = (
-    "kl_gauss", "kl_gauss_floor", "kl_hist", "js_hist", "mean_drift", "mean_drift_max", "std_log_ratio",
-    "mean", "std", "sat_frac", "dead_frac", "dead_units", "nonfinite", "hist_outside",
-)  # fmt: skip
+PROBE_BASELINES = ("previous", "initial")
 
 
 class ShiftMonitor(Callback):
     r"""Measure internal covariate shift: how each layer's input distribution moves between steps.
 
-    Attach it to any LightningModule, with no change to the module::
-
-        trainer = Trainer(callbacks=[ShiftMonitor()])
-
-    Every ``every_n_steps`` optimizer steps it folds the selected layers'
-    inputs of that step's training batch (all micro-batches, all calls of a
-    shared module) into per-unit sufficient statistics and a fixed-edge
-    histogram, on the device, without host syncs inside the hooks. Then, once
-    per measurement, it sums those states across DDP ranks with one
-    ``all_reduce``, compares them with the reference snapshot, reads every
-    number back in one transfer and logs them through the Trainer's loggers.
-    Validation, test and predict forwards are never measured.
-
-    Logged per site (a layer's input is named after the layer; an output gets
-    the suffix ``@out``), as ``shift/{site}/{stat}``:
-
-    * against the reference: ``kl_gauss`` (mean over units of the Gaussian
-      KL(now || reference)), ``kl_gauss_floor`` (the KL two batches of one
-      unchanging distribution would give, from a split-half estimate within the
-      batch; not in probe mode, where the inputs do not change),
-      ``kl_hist``/``js_hist`` (between fixed-edge histograms),
-      ``mean_drift``/``mean_drift_max`` (``|mu - mu_ref| / sigma_ref``, mean/max
-      over units), ``std_log_ratio`` (``log(sigma / sigma_ref)``);
-    * of the current snapshot: ``mean``, ``std``, ``p15``/``p50``/``p85``
-      (from the histogram), ``nonfinite`` (count of NaN/Inf), ``sat_frac``
-      (inputs of sigmoid/tanh beyond the saturation threshold), ``dead_frac``
-      and ``dead_units`` (inputs of ReLU that are <= 0 / units that never fire);
-    * per network: ``shift/mean_kl_gauss`` and ``shift/max_kl_gauss`` over sites.
-
-    The exact definitions are in :mod:`shiftkit.stats.compare`.
-
-    **What a site measures.** The first floating-point tensor among the
-    module's positional, then keyword arguments (for an ``@out`` site: in its
-    output), searched through tuples, lists and dicts. Integer token ids,
-    ``None``, a LSTM's ``(h, c)``, attention weights are skipped, and the monitor
-    says once per site what it measured and what it skipped. A module called
-    several times in one step (shared weights, a recurrent cell) folds every
-    call into one state. Shapes may change between steps (sequence length,
-    image size, a partial last batch) while the number of units stays; a site
-    whose number of units changes (features = sequence length) skips the calls
-    that do not match its first one, with one warning.
-
-    **Mixed precision.** float16/bfloat16 activations (``precision="bf16-mixed"``,
-    ``"16-mixed"``, ``"bf16-true"``, ``"16-true"``) are upcast to float32 before
-    any reduction; per-call sums are accumulated in float64. On CPU, Lightning
-    turns ``"16-mixed"`` into ``"bf16-mixed"`` (with its own warning); float16
-    autocast on CPU runs with ``plugins=[MixedPrecision("16-mixed", "cpu")]``
-    and is measured the same way (checked on torch 2.13 CPU).
-
-    **torch.compile** (checked on torch 2.13 CPU with the ``eager``, ``aot_eager``
-    and ``inductor`` backends, ``fullgraph=True`` included, compiling the
-    LightningModule or a submodule): the numbers equal the uncompiled model's
-    (inductor: to its own float32 rounding, ~1e-6). Dynamo compiles two variants:
-    unmeasured steps with no trace of the monitor, measured steps where each
-    hook copies its tensor (kept until the end of the batch: one extra copy of
-    every monitored activation on measured steps only) instead of breaking the
-    graph. Hooks may be registered before or after the first compiled call;
-    site names leave out ``_orig_mod``. Not checked here: CUDA graphs
-    (``mode="reduce-overhead"``).
-
-    **Faults never stop training.** NaN/±Inf elements are counted in
-    ``nonfinite`` and left out of every other statistic and of the histograms
-    (one warning per site). Statistics are finite or NaN, never Inf: finite
-    inputs beyond ~1e19 overflow float32 squares, and what depends on them is
-    NaN (one warning per site saying so). An error while measuring a site stops
-    that site, an error in a measurement switches the monitor off, a logger
-    whose ``log_metrics`` raises (W&B on a full disk) stops getting the
-    monitor's metrics — each with one warning, never an exception into the
-    training loop. Misuse does raise: at construction (every argument is
-    checked, the message names it and the allowed values) and at ``setup``
-    (nothing matches ``layers``; a single pattern that matches nothing warns).
-    Under DDP, ranks with uneven or empty batches enter the same collectives in
-    the same order. The state (:meth:`state_dict`) holds only tensors, lists,
-    dicts, strings and numbers: checkpoints load with ``weights_only=True``.
+    Attach it to any LightningModule, with no change to the module. Every ``every_n_steps``
+    optimizer steps it folds the selected layers' inputs of the training batch into per-unit
+    sums and a fixed-edge histogram on the device, reduces them across DDP ranks with one
+    ``all_reduce``, compares them with a reference snapshot and logs, per site,
+    ``shift/{site}/{stat}`` (``kl_gauss``, ``kl_gauss_floor``, ``kl_hist``, ``js_hist``,
+    ``mean_drift``, ``mean_drift_max``, ``std_log_ratio``, ``mean``, ``std``, the
+    percentiles, ``hist_outside``, ``sat_frac``, ``dead_frac``, ``dead_units``, ``nonfinite``)
+    plus ``shift/mean_kl_gauss`` and ``shift/max_kl_gauss``, one ``log_metrics`` call per
+    logger. Definitions: :mod:`shiftkit.stats.compare`; names: :mod:`shiftkit.records.names`.
+    What a site measures, mixed precision, ``torch.compile``, faults (which never stop
+    training) and checkpoints: ``docs/shift_monitor.md``.
 
     Args:
         layers: which modules to watch: glob patterns on module names
@@ -186,6 +152,11 @@ class ShiftMonitor(Callback):
             ``ddp_spawn`` the launching process gets no history back: read the
             logger's files instead.
 
+    Raises:
+        MonitorConfigError: at construction, for an argument outside its allowed values (the
+            message names it and them); at ``setup``, when nothing matches ``layers``; when a
+            checkpoint written for other monitored layers is resumed.
+
     Example::
 
         from lightning.pytorch import Trainer
@@ -207,7 +178,7 @@ class ShiftMonitor(Callback):
         probe_fn: ProbeFn | None = None,
         probe_baseline: Literal["previous", "initial"] = "previous",
         stats: Sequence[str] | None = None,
-        quantiles: Sequence[float] = (0.15, 0.5, 0.85),
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
         bins: int = 64,
         hist_max_elements: int = 16384,
         saturation_thresholds: dict[str, float] | None = None,
@@ -223,56 +194,56 @@ class ShiftMonitor(Callback):
         fused: bool = False,
     ):
         super().__init__()
-        as_patterns(layers, "layers")
-        as_patterns(exclude, "exclude")
-        _check_choice("track", track, TRACKS)
-        _check_choice("reference", reference, REFERENCES)
-        _check_choice("probe_baseline", probe_baseline, ("previous", "initial"))
-        _check_int("every_n_steps", every_n_steps, 1, allow_none=True)
-        _check_int("bins", bins, 2)
-        _check_int("hist_max_elements", hist_max_elements, 1)
-        _check_int("histogram_every", histogram_every, 1)
-        _check_int("max_units", max_units, 1)
-        _check_int("probe_seed", probe_seed, 0)
+        owner = "ShiftMonitor"
+        as_patterns(layers, "layers", owner)
+        as_patterns(exclude, "exclude", owner)
+        check_choice(owner, "track", track, TRACKS)
+        check_choice(owner, "reference", reference, REFERENCES)
+        check_choice(owner, "probe_baseline", probe_baseline, PROBE_BASELINES)
+        check_int(owner, "every_n_steps", every_n_steps, 1, allow_none=True)
+        check_int(owner, "bins", bins, 2)
+        check_int(owner, "hist_max_elements", hist_max_elements, 1)
+        check_int(owner, "histogram_every", histogram_every, 1)
+        check_int(owner, "max_units", max_units, 1)
+        check_int(owner, "probe_seed", probe_seed, 0)
         for name, flag in (
             ("noise_floor", noise_floor), ("log_histograms", log_histograms),
             ("keep_history", keep_history), ("keep_histograms", keep_histograms), ("fused", fused),
         ):  # fmt: skip
-            if not isinstance(flag, bool):
-                raise ValueError(f"ShiftMonitor: {name} must be True or False, got {flag!r}")
-        quantiles = _check_quantiles(quantiles)
-        known = BASE_STATS + tuple(percentile_names(quantiles))
+            check_bool(owner, name, flag)
+        quantiles = check_quantiles(owner, quantiles)
+        known = site_stats(quantiles)
         if stats is not None:
             stats = (stats,) if isinstance(stats, str) else stats
             if not isinstance(stats, (list, tuple, set, frozenset)) or not stats:
-                raise ValueError(f"ShiftMonitor: stats must be a non-empty list of names from: {', '.join(known)}; got {stats!r}")
+                raise MonitorConfigError(
+                    f"ShiftMonitor: stats must be a non-empty list of names from: {', '.join(known)}; "
+                    f"got {stats!r}"
+                )
             unknown = [s for s in stats if s not in known]
             if unknown:
-                raise ValueError(f"ShiftMonitor: unknown stats {unknown}; allowed: {', '.join(known)}")
+                raise MonitorConfigError(f"ShiftMonitor: unknown stats {unknown}; allowed: {', '.join(known)}")
         thresholds = dict(SATURATION_THRESHOLDS) if saturation_thresholds is None else saturation_thresholds
         if not isinstance(thresholds, Mapping):
-            raise ValueError(
+            raise MonitorConfigError(
                 f"ShiftMonitor: saturation_thresholds must be a dict {{activation type name: |x| threshold}}, "
                 f"e.g. {dict(SATURATION_THRESHOLDS)}; got {thresholds!r}"
             )
-        bad = {k: v for k, v in thresholds.items() if not (isinstance(k, str) and _positive_number(v))}
+        bad = {k: v for k, v in thresholds.items() if not (isinstance(k, str) and is_positive_number(v))}
         if bad:
-            raise ValueError(
+            raise MonitorConfigError(
                 f"ShiftMonitor: saturation_thresholds must be positive finite numbers keyed by activation "
                 f"type name (str), got {bad}"
             )
         thresholds = dict(thresholds)
-        if widen_at is not None and not (
-            isinstance(widen_at, (int, float)) and not isinstance(widen_at, bool) and 0 < widen_at < 1
-        ):
-            raise ValueError(f"ShiftMonitor: widen_at must be a fraction in (0, 1) or None, got {widen_at!r}")
-        if not (isinstance(var_floor, (int, float)) and not isinstance(var_floor, bool) and 0 <= var_floor < 1):
-            raise ValueError(f"ShiftMonitor: var_floor must be a fraction in [0, 1), got {var_floor!r}")
-        if probe_fn is not None and not callable(probe_fn):
-            raise ValueError("ShiftMonitor: probe_fn must be callable as probe_fn(module, batch)")
+        check_fraction(owner, "widen_at", widen_at, allow_none=True)
+        check_fraction(owner, "var_floor", var_floor, closed_low=True)
+        check_callable(owner, "probe_fn", probe_fn, "probe_fn(module, batch)")
         if reference != "probe" and (probe_batch is not None or probe_fn is not None):
             given = "probe_batch" if probe_batch is not None else "probe_fn"
-            raise ValueError(f"ShiftMonitor: {given} is used only with reference='probe', got reference={reference!r}")
+            raise MonitorConfigError(
+                f"ShiftMonitor: {given} is used only with reference='probe', got reference={reference!r}"
+            )
 
         self.layers, self.exclude, self.track = layers, exclude, track
         self.every_n_steps, self.reference = every_n_steps, reference
@@ -308,8 +279,28 @@ class ShiftMonitor(Callback):
 
     # ------------------------------------------------------------------ identity
     @property
+    @override
     def state_key(self) -> str:
-        return self._generate_state_key(layers=repr(self.layers), track=self.track, reference=self.reference)
+        # Every argument that changes what is measured: two monitors of one Trainer that differ
+        # in any of them keep their own checkpoint state (as ModelCheckpoint's key does).
+        return self._generate_state_key(
+            layers=repr(self.layers),
+            exclude=repr(self.exclude),
+            track=self.track,
+            every_n_steps=self.every_n_steps,
+            reference=self.reference,
+            probe_baseline=self.probe_baseline,
+            stats=sorted(self.stats),
+            quantiles=self.quantiles,
+            bins=self.bins,
+            hist_max_elements=self.hist_max_elements,
+            saturation_thresholds=sorted(self.saturation_thresholds.items()),
+            noise_floor=self.noise_floor,
+            widen_at=self.widen_at,
+            var_floor=self.var_floor,
+            max_units=self.max_units,
+            probe_seed=self.probe_seed,
+        )
 
     @property
     def site_names(self) -> list[str]:
@@ -317,6 +308,7 @@ class ShiftMonitor(Callback):
         return [s.name for s in self._sites]
 
     # ---------------------------------------------------------------- life cycle
+    @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
@@ -337,6 +329,7 @@ class ShiftMonitor(Callback):
                 "logged to W&B only (keep_histograms=True keeps them for write_records)"
             )
 
+    @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._acc = ShiftAccumulator(
             self._sites,
@@ -355,6 +348,7 @@ class ShiftMonitor(Callback):
             self._restore(self._pending_state, pl_module.device)
             self._pending_state = None
 
+    @override
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         self._batch_step = step
@@ -374,6 +368,7 @@ class ShiftMonitor(Callback):
             self._hooks.flush()
             self._measure(trainer, step)
 
+    @override
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -384,6 +379,7 @@ class ShiftMonitor(Callback):
         if was_active and trainer.global_step != self._batch_step:
             self._measure(trainer, self._batch_step)
 
+    @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit" and self._hooks is not None:
             self._hooks.remove()
@@ -436,8 +432,7 @@ class ShiftMonitor(Callback):
             )
 
     def _measure_now(self, trainer: Trainer, step: int) -> None:
-        distributed = trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
-        snap = self._acc.finish(all_reduce=torch_distributed_all_reduce if distributed else None)
+        snap = self._acc.finish(all_reduce=torch_distributed_all_reduce if is_distributed(trainer) else None)
         ref = self._ref
         stats = site_statistics(
             snap,
@@ -457,21 +452,14 @@ class ShiftMonitor(Callback):
         self.last_measured_step = step
         self._report_inventories()
         self._warn_about(records, step)
-        loggers = [lg for lg in trainer.loggers if id(lg) not in self._failed_loggers]
-        log_measurement(loggers, records, step, self.stats, snap if log_hist else None, on_error=self._logger_failed)
+        histograms = (lambda: wandb_histograms(records, snap)) if log_hist else None
+        metrics = measurement_metrics(records, self.stats)
+        log_measurement(trainer.loggers, metrics, step, self._failed_loggers, "ShiftMonitor", histograms)
         if self.keep_history:
             self.history.extend(r.row(step, trainer.current_epoch) for r in records if r.has_data)
         if self.keep_histograms:
             self.histogram_history.append((step, [r.hist for r in records], list(snap.layout.lo), list(snap.layout.hi)))
         self._widen_outgrown(records)
-
-    def _logger_failed(self, logger: Any, err: Exception) -> None:
-        self._failed_loggers.add(id(logger))
-        rank_zero_warn(
-            f"ShiftMonitor: logging to {type(logger).__name__} failed ({_error(err)}); the monitor stops "
-            "logging to it. Its history and the other loggers are unaffected (write_records still writes the "
-            "local records)"
-        )
 
     # ------------------------------------------------------------------- results
     def history_frame(self):
@@ -485,7 +473,7 @@ class ShiftMonitor(Callback):
 
         Columns: the mean and last value of ``by`` over measurements, its mean
         excess over the noise floor (``kl_gauss - kl_gauss_floor``), the largest
-        ``mean_drift``, and the last ``mean``/``std``/``sat_frac``/``dead_frac``.
+        ``mean_drift`` over time (``mean_drift_peak``), and the last ``mean``/``std``/``sat_frac``/``dead_frac``.
         """
         return summarize_history(self.history, top=top, by=by)
 
@@ -512,16 +500,18 @@ class ShiftMonitor(Callback):
 
     def _on_final_edges(self, entry, lo: list[float], hi: list[float]) -> list[list[float]]:
         """One measurement's histograms re-binned onto the run's final (widest) edges."""
-        from shiftkit.stats import HistogramEdges, rebin
-
-        step, counts, old_lo, old_hi = entry
-        out = []
-        for c, a, b, new_a, new_b in zip(counts, old_lo, old_hi, lo, hi):
-            if not c or a != a or new_a != new_a or (a, b) == (new_a, new_b):
-                out.append(c)
-                continue
-            old, new = HistogramEdges(a, b, self.bins), HistogramEdges(new_a, new_b, self.bins)
-            out.append(rebin(torch.tensor(c, dtype=torch.float64), old, new).tolist())
+        _, counts, old_lo, old_hi = entry
+        kept = [i for i, c in enumerate(counts) if c]
+        if not kept:
+            return counts
+        moved = rebin_rows(
+            torch.tensor([counts[i] for i in kept], dtype=torch.float64),
+            [edges_or_none(old_lo[i], old_hi[i], self.bins) for i in kept],
+            [edges_or_none(lo[i], hi[i], self.bins) for i in kept],
+        ).tolist()
+        out = list(counts)
+        for row, i in zip(moved, kept):
+            out[i] = row
         return out
 
     def _widen_outgrown(self, records: list[SiteRecord]) -> None:
@@ -536,6 +526,7 @@ class ShiftMonitor(Callback):
         self._acc.widen(spilled)
 
     # -------------------------------------------------------------- checkpointing
+    @override
     def state_dict(self) -> dict[str, Any]:
         """The monitor's state: tensors, lists, dicts, strings and numbers only.
 
@@ -569,6 +560,7 @@ class ShiftMonitor(Callback):
             "histogram_history": [list(entry) for entry in self.histogram_history],
         }
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not state_dict:
             return
@@ -582,7 +574,7 @@ class ShiftMonitor(Callback):
     def _restore(self, state: dict, device: torch.device) -> None:
         names = [s.name for s in self._sites]
         if state.get("sites") != names:
-            raise ValueError(
+            raise MonitorConfigError(
                 "ShiftMonitor: the checkpoint was written for other monitored layers "
                 f"({len(state.get('sites', []))} sites) than this model has ({len(names)}); "
                 "resume with the same model and the same layers/exclude/track arguments"
@@ -597,7 +589,7 @@ class ShiftMonitor(Callback):
     def _warn_once(self, site: str, what: str, message: str) -> None:
         if (site, what) not in self._warned:
             self._warned.add((site, what))
-            kind = "output" if site.endswith("@out") else "input"
+            kind = "output" if site.endswith(OUTPUT_SITE_SUFFIX) else "input"
             rank_zero_warn(f"ShiftMonitor: site '{site}': " + message.format(kind=kind))
 
     def _report_inventories(self) -> None:
@@ -655,32 +647,3 @@ def _is_wandb(logger: Any) -> bool:
     from lightning.pytorch.loggers import WandbLogger
 
     return isinstance(logger, WandbLogger)
-
-
-def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ValueError(f"ShiftMonitor: {name}={value!r} is not one of {', '.join(map(repr, allowed))}")
-
-
-def _positive_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-
-
-def _check_quantiles(quantiles: Any) -> tuple[float, ...]:
-    ok = isinstance(quantiles, (list, tuple)) and quantiles and all(
-        isinstance(q, (int, float)) and not isinstance(q, bool) and 0.0 < q < 1.0 for q in quantiles
-    )
-    if not ok:
-        raise ValueError(
-            f"ShiftMonitor: quantiles must be levels in (0, 1), a non-empty list such as (0.15, 0.5, 0.85); got {quantiles!r}"
-        )
-    return tuple(float(q) for q in quantiles)
-
-
-def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"ShiftMonitor: {name} must be an integer >= {minimum}, got {value!r}")
-
-

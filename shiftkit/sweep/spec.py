@@ -27,19 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from shiftkit.cli.argv import overrides_to_args
+from shiftkit.cli.recipe import RecipeError, read_recipe
 
 __all__ = ["SEED_KEY", "Cell", "SweepError", "SweepSpec", "load_sweep", "plan_cells"]
 
 SEED_KEY = "seed_everything"
-SECTION_KEYS = ("grid", "variants", "scales")
 SMALL = "small"
 
-
-class SweepError(ValueError):
-    """A malformed sweep file or request (the message names the file and the key)."""
+SweepError = RecipeError
+"""A malformed sweep file or request (the message names the file and the key): the recipe's
+error, so that ``shiftkit fit`` and ``shiftkit sweep`` report a malformed section alike."""
 
 
 @dataclass(frozen=True)
@@ -91,50 +89,19 @@ class Cell:
         return " ".join(parts)
 
 
-def _mapping(value: Any, what: str, path: Path) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SweepError(f"{path}: {what} must be a mapping, got {type(value).__name__}")
-    return value
-
-
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read a sweep file (a recipe with an optional ``sweep:`` section).
 
     Raises:
         SweepError: unknown keys in the section, grid values that are not non-empty lists,
-            variants that are not mappings, or a key set by both the grid and a variant.
+            variants that are not mappings, or a key set by both the grid and a variant (see
+            :func:`~shiftkit.cli.recipe.read_recipe`, which ``shiftkit fit`` reads it with too).
         FileNotFoundError: no such file.
     """
     path = Path(path).resolve()
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise SweepError(f"{path}: not a recipe (a YAML mapping)")
-    section = _mapping(data.get("sweep"), "sweep", path)
-    unknown = [k for k in section if k not in SECTION_KEYS]
-    if unknown:
-        raise SweepError(
-            f"{path}: unknown key 'sweep.{unknown[0]}'; a sweep section has {', '.join(SECTION_KEYS)}"
-        )
-    grid = {}
-    for key, values in _mapping(section.get("grid"), "sweep.grid", path).items():
-        if not isinstance(values, list) or not values:
-            raise SweepError(f"{path}: sweep.grid.{key} must be a non-empty list of values")
-        grid[str(key)] = values
-    variants = {}
-    for name, overrides in _mapping(section.get("variants"), "sweep.variants", path).items():
-        variants[str(name)] = dict(_mapping(overrides, f"sweep.variants.{name}", path))
-        both = sorted(set(variants[str(name)]) & set(grid))
-        if both:
-            raise SweepError(
-                f"{path}: '{both[0]}' is set by both sweep.grid and sweep.variants.{name}; "
-                "set each key in one place"
-            )
-    scales = {SMALL: {}}
-    for name, overrides in _mapping(section.get("scales"), "sweep.scales", path).items():
-        scales[str(name)] = dict(_mapping(overrides, f"sweep.scales.{name}", path))
-    return SweepSpec(path, str(data.get("recipe") or path.stem), grid, variants, scales)
+    data, section = read_recipe(path)
+    scales = {SMALL: {}, **section.scales}
+    return SweepSpec(path, str(data.get("recipe") or path.stem), section.grid, section.variants, scales)
 
 
 def plan_cells(

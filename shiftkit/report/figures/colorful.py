@@ -38,7 +38,14 @@ def plot_colorful(histograms: dict[str, dict[str, np.ndarray]], path: Path, *, s
     labels = list(histograms)
     fig, axes = subplots(len(labels), max(1, len(sites)), w=2.9, h=2.4)
     # Manual layout: constrained layout costs seconds per figure with a dozen panels.
-    fig.subplots_adjust(left=0.08, right=0.9, bottom=0.16 if len(labels) == 1 else 0.1, top=1 - 0.75 / fig.get_figheight(), wspace=0.3, hspace=0.25)
+    fig.subplots_adjust(
+        left=0.08,
+        right=0.9,
+        bottom=0.16 if len(labels) == 1 else 0.1,
+        top=1 - 0.75 / fig.get_figheight(),
+        wspace=0.3,
+        hspace=0.25,
+    )
     norm = mpl.colors.LogNorm(FLOOR, 1.0)
     mesh = None
     for i, label in enumerate(labels):
@@ -48,7 +55,15 @@ def plot_colorful(histograms: dict[str, dict[str, np.ndarray]], path: Path, *, s
             ax = axes[i, j]
             ax.grid(False)
             if site not in names:
-                ax.text(0.5, 0.5, "site absent", ha="center", va="center", transform=ax.transAxes, color="0.4")
+                ax.text(
+                    0.5,
+                    0.5,
+                    "site absent",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    color="0.4",
+                )
                 ax.set_xticks([])
                 ax.set_yticks([])
             else:
@@ -66,19 +81,31 @@ def plot_colorful(histograms: dict[str, dict[str, np.ndarray]], path: Path, *, s
 
 
 def _draw_site(ax, h: dict[str, np.ndarray], s: int, norm) -> mpl.collections.QuadMesh:
-    counts = np.asarray(h["counts"][:, s, :], dtype=float)  # (T, bins + 2): under, in-range..., over
+    counts = np.asarray(
+        h["counts"][:, s, :], dtype=float
+    )  # (T, bins + 2): under, in-range..., over
     total = counts.sum(axis=1, keepdims=True)
     frac = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
     lo, hi = float(h["lo"][s]), float(h["hi"][s])
     bins = counts.shape[1] - 2
     width = (hi - lo) / bins if bins and math.isfinite(hi - lo) and hi > lo else 1.0
     # Under/overflow strips OUTSIDE_ROWS bins high, each shown as one cell.
-    y = np.concatenate([[lo - OUTSIDE_ROWS * width], np.linspace(lo, hi, bins + 1), [hi + OUTSIDE_ROWS * width]])
+    y = np.concatenate(
+        [[lo - OUTSIDE_ROWS * width], np.linspace(lo, hi, bins + 1), [hi + OUTSIDE_ROWS * width]]
+    )
     steps = np.asarray(h["steps"], dtype=float)
     image = np.clip(frac.T, FLOOR, 1.0)
     mesh = ax.pcolormesh(cell_edges(steps), y, image, cmap=SEQ_CMAP, norm=norm, shading="flat")
     for y0, y1 in ((y[0], lo), (hi, y[-1])):
-        ax.fill_between(cell_edges(steps)[[0, -1]], y0, y1, facecolor="none", hatch="///", edgecolor="white", lw=0)
+        ax.fill_between(
+            cell_edges(steps)[[0, -1]],
+            y0,
+            y1,
+            facecolor="none",
+            hatch="///",
+            edgecolor="white",
+            lw=0,
+        )
     if lo < 0 < hi:
         ax.axhline(0.0, color="white", lw=0.8, ls="--", alpha=0.8)
     ax.set_ylim(y[0], y[-1])

@@ -8,7 +8,14 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from shiftkit.report.figures.style import STEP_LABEL, accuracy_panel, no_data, palette, save, subplots
+from shiftkit.report.figures.style import (
+    STEP_LABEL,
+    accuracy_panel,
+    no_data,
+    palette,
+    save,
+    subplots,
+)
 
 EDGE_STYLE = (0, (1, 2))
 
@@ -64,6 +71,21 @@ def plot_fig1(
             Line2D([], [], color="0.2", lw=2, label="50th (median)"),
             Line2D([], [], color="0.2", lw=1, ls=":", label="15th")]  # fmt: skip
     if any((edges or {}).values()):
-        keys.append(Line2D([], [], color="0.3", lw=0.8, ls=EDGE_STYLE, label="histogram edges:\npercentiles clamp here"))
-    axes[0, -1].legend(handles=keys, title="percentile", loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+        keys.append(
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                lw=0.8,
+                ls=EDGE_STYLE,
+                label="histogram edges:\npercentiles clamp here",
+            )
+        )
+    axes[0, -1].legend(
+        handles=keys,
+        title="percentile",
+        loc="center left",
+        bbox_to_anchor=(1.02, 0.5),
+        frameon=False,
+    )
     return save(fig, path, dpi, title="Ioffe & Szegedy Fig. 1 analogue")

@@ -9,7 +9,15 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 
-from shiftkit.report.figures.style import SEQ_CMAP, STEP_LABEL, cell_edges, save, spans_decades, stat_label, subplots
+from shiftkit.report.figures.style import (
+    SEQ_CMAP,
+    STEP_LABEL,
+    cell_edges,
+    save,
+    spans_decades,
+    stat_label,
+    subplots,
+)
 
 SIGNED_STATS = frozenset({"std_log_ratio", "mean", "p15", "p50", "p85"})
 MAX_COLS = 3
@@ -41,13 +49,19 @@ def plot_shift_heatmap(df: pd.DataFrame, path: Path, *, stat: str, sites: list[s
         norm, cmap, scale = mpl.colors.LogNorm(pos.min(), pos.max()), SEQ_CMAP, "log"
     else:
         vmax = float(finite.max()) if finite.size else 1.0
-        norm, cmap, scale = mpl.colors.Normalize(0.0 if finite.size and finite.min() >= 0 else None, vmax or 1.0), SEQ_CMAP, "linear"
+        norm, cmap, scale = (
+            mpl.colors.Normalize(0.0 if finite.size and finite.min() >= 0 else None, vmax or 1.0),
+            SEQ_CMAP,
+            "linear",
+        )
     ncols = 2 if len(labels) == 4 else min(MAX_COLS, max(1, len(labels)))
     nrows = math.ceil(max(1, len(labels)) / ncols)
     fig, axes = subplots(nrows, ncols, w=5.0, h=0.32 * len(sites) + 1.6, sharey=True)
     # Manual layout: constrained layout costs seconds per figure.
     top = 1 - 0.75 / fig.get_figheight()  # room for the title above the panel titles
-    fig.subplots_adjust(left=0.2 if ncols == 1 else 0.12, right=0.88, top=top, bottom=0.12, wspace=0.08, hspace=0.35)
+    fig.subplots_adjust(
+        left=0.2 if ncols == 1 else 0.12, right=0.88, top=top, bottom=0.12, wspace=0.08, hspace=0.35
+    )
     mesh = None
     for k, ax in enumerate(axes.flat):
         if k >= len(labels):
@@ -72,5 +86,7 @@ def plot_shift_heatmap(df: pd.DataFrame, path: Path, *, stat: str, sites: list[s
     axes[0, 0].set_ylabel("monitored site (input side on top)")
     if mesh is not None:
         cbar = fig.colorbar(mesh, cax=fig.add_axes([0.9, 0.15, 0.012, 0.7]))
-        cbar.set_label(stat_label(stat) + (" (log scale)" if scale == "log" else "") + ", mean over seeds")
+        cbar.set_label(
+            stat_label(stat) + (" (log scale)" if scale == "log" else "") + ", mean over seeds"
+        )
     return save(fig, path, dpi, title=title, tight_layout=False)

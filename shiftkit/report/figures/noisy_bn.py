@@ -6,8 +6,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from shiftkit.report.figures.style import (STEP_LABEL, accuracy_panel, mean_sd_line, no_data, palette, save,
-                                           spans_decades, stat_label, subplots)  # fmt: skip
+from shiftkit.report.figures.style import (
+    STEP_LABEL,
+    accuracy_panel,
+    mean_sd_line,
+    no_data,
+    palette,
+    save,
+    spans_decades,  # fmt: skip
+    stat_label,
+    subplots,
+)
 
 
 def plot_noisy_bn(acc: pd.DataFrame, shift: pd.DataFrame, path: Path, *, order: list[str], stat: str,

@@ -9,9 +9,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: reports are built on servers and in CI
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
 
 DPI = 150
 PANEL_W, PANEL_H = 4.6, 3.4
@@ -42,7 +42,9 @@ def subplots(nrows: int = 1, ncols: int = 1, w: float = PANEL_W, h: float = PANE
     return fig, axes
 
 
-def save(fig, path: Path, dpi: int = DPI, title: str | None = None, tight_layout: bool = True) -> Path:
+def save(
+    fig, path: Path, dpi: int = DPI, title: str | None = None, tight_layout: bool = True
+) -> Path:
     """Save as PNG at ``dpi`` (bounding box tight) and close; a suptitle if given.
 
     ``tight_layout=False`` for figures whose colour bar spans several panels (the two clash)."""
@@ -77,7 +79,9 @@ def figure_legend(fig, ax, title: str) -> None:
     for a in fig.axes:
         if a.get_legend() is not None:
             a.get_legend().remove()
-    fig.legend(handles, labels, title=title, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.legend(
+        handles, labels, title=title, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False
+    )
 
 
 def mean_sd_line(ax, df, x: str, y: str, hue: str, colours: dict, order: list[str], **kw) -> None:
@@ -120,13 +124,19 @@ def cell_edges(steps) -> np.ndarray:
     return np.concatenate([[2 * steps[0] - mid[0]], mid, [2 * steps[-1] - mid[-1]]])
 
 
-def accuracy_panel(ax, acc, order: list[str], colours: dict, title: str | None = "(a) accuracy vs step") -> None:
+def accuracy_panel(
+    ax, acc, order: list[str], colours: dict, title: str | None = "(a) accuracy vs step"
+) -> None:
     """Held-out accuracy (%) vs step on ``ax``: mean and shaded sd over seeds per variant label.
 
     ``acc`` has columns ``label, seed, step, acc`` (acc a fraction)."""
     if len(acc):
-        mean_sd_line(ax, acc.assign(acc_pct=100 * acc["acc"]), "step", "acc_pct", "label", colours, order)
-        ax.legend(title=f"mean ± sd, {acc['seed'].nunique()} seeds", ncols=2 if len(order) > 6 else 1)
+        mean_sd_line(
+            ax, acc.assign(acc_pct=100 * acc["acc"]), "step", "acc_pct", "label", colours, order
+        )
+        ax.legend(
+            title=f"mean ± sd, {acc['seed'].nunique()} seeds", ncols=2 if len(order) > 6 else 1
+        )
     else:
         no_data(ax, "no accuracy logged")
     ax.set(xlabel=STEP_LABEL, ylabel=ACC_LABEL, title=title)

@@ -19,11 +19,11 @@ from shiftkit.report.figures.style import (
     subplots,
 )
 
-EDGE_STYLE = dict(color="0.45", lw=1.0, ls=":")
+EDGE_STYLE = {"color": "0.45", "lw": 1.0, "ls": ":"}
 """The histogram edges: grey, dotted, thin -- unlike any percentile line (all in colour)."""
-PERCENTILE_STYLES = (("p85", "85th", dict(lw=1.2, ls="--")),
-                     ("p50", "50th (median)", dict(lw=2.2, ls="-")),
-                     ("p15", "15th", dict(lw=1.2, ls="-.")))  # fmt: skip
+PERCENTILE_STYLES = (("p85", "85th", {"lw": 1.2, "ls": "--"}),
+                     ("p50", "50th (median)", {"lw": 2.2, "ls": "-"}),
+                     ("p15", "15th", {"lw": 1.2, "ls": "-."}))  # fmt: skip
 """Column, legend name and line style of each percentile line (drawn in the variant's colour)."""
 
 
@@ -92,11 +92,15 @@ def plot_fig1(
         ax.set(xlabel=STEP_LABEL, ylabel=f"input to {site} (pre-activation)" if i == 0 else "",
                title=f"({letters[i]}) {label}: input percentiles, seed {seed}")  # fmt: skip
     # One key for the percentile panels, outside them (inside it would sit on the bands).
-    keys = [Line2D([], [], color="0.2", label=name, **style) for _, name, style in PERCENTILE_STYLES]
+    keys = [
+        Line2D([], [], color="0.2", label=name, **style) for _, name, style in PERCENTILE_STYLES
+    ]
     if any((edges or {}).values()):
         keys.append(Line2D([], [], label="histogram edge:\npercentiles clamp here", **EDGE_STYLE))
     if burn_in is not None:
-        keys.append(Patch(color="0.5", alpha=0.15, label=f"burn-in (< step {burn_in:g}):\nnot judged"))
+        keys.append(
+            Patch(color="0.5", alpha=0.15, label=f"burn-in (< step {burn_in:g}):\nnot judged")
+        )
     axes[0, -1].legend(handles=keys, title="percentile (line style)", loc="center left",
                        bbox_to_anchor=(1.02, 0.5), frameon=False)  # fmt: skip
     return save(fig, path, dpi, title="Ioffe & Szegedy Fig. 1 analogue")

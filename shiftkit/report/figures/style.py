@@ -132,6 +132,15 @@ def mean_sd_line(ax, df, x: str, y: str, hue: str, colours: dict, order: list[st
                  palette=colours, ax=ax, **kw)  # fmt: skip
 
 
+def seed_lines(ax, df, x: str, y: str, colours: dict, order: list[str]) -> None:
+    """Every seed's curve as a thin line and the mean over seeds as a thick one, per ``label``
+    (``df`` has columns ``label, seed``, ``x``, ``y``); the legend shows the means."""
+    hue_order = [o for o in order if o in set(df["label"])]
+    sns.lineplot(data=df, x=x, y=y, hue="label", hue_order=hue_order, palette=colours,
+                 units="seed", estimator=None, lw=0.7, alpha=0.45, legend=False, ax=ax)  # fmt: skip
+    mean_sd_line(ax, df, x, y, "label", colours, order, errorbar=None, lw=2)
+
+
 STAT_LABELS = {
     "kl_gauss": "Gaussian KL (nats)",
     "kl_gauss_floor": "noise floor of the Gaussian KL (nats)",
@@ -194,18 +203,15 @@ def accuracy_panel(
     pct = acc.assign(acc_pct=100 * acc["acc"])
     n_seeds = acc["seed"].nunique()
     if per_seed:
-        hue_order = [o for o in order if o in set(pct["label"])]
-        sns.lineplot(data=pct, x="step", y="acc_pct", hue="label", hue_order=hue_order,
-                     palette=colours, units="seed", estimator=None, lw=0.7, alpha=0.45,
-                     legend=False, ax=ax)  # fmt: skip
-        mean_sd_line(ax, pct, "step", "acc_pct", "label", colours, order, errorbar=None, lw=2)
+        seed_lines(ax, pct, "step", "acc_pct", colours, order)
         legend_title = f"mean (thick), each of {n_seeds} seeds (thin)"
     else:
         mean_sd_line(ax, pct, "step", "acc_pct", "label", colours, order)
         legend_title = f"mean ± sd, {n_seeds} seeds"
     ax.set(xlabel=STEP_LABEL, ylabel=ACC_LABEL, title=title)
     if ylim is None:
-        ax.legend(title=legend_title, ncols=2 if len(order) > 6 else 1)
+        small = {"fontsize": "x-small", "title_fontsize": "x-small"} if per_seed else {}
+        ax.legend(title=legend_title, ncols=2 if len(order) > 6 else 1, **small)
         ax.set_ylim(top=min(ax.get_ylim()[1], 101.0))  # mean + sd can pass 100%; accuracy cannot
         return
     ax.set_ylim(*ylim)
@@ -245,3 +251,42 @@ def accuracy_zoom(
     hi = float(min((late["mean"] + late["std"]).max(), 100.0))
     span = max(hi - lo, 1.0)
     return max(0.0, lo - room * span), min(101.0, hi + pad * span)
+
+
+def seed_strip(
+    ax, df, x: str, y: str, order: list[str], colours: dict, *, categories: list | None = None
+) -> None:
+    """Every seed as a point, beside a black mean ± sd bar, per category of ``x`` and variant
+    ``label`` (dodged side by side when ``x`` is not the label itself).
+
+    Seeds that disagree -- some at chance, some trained -- show as separate points where a mean ±
+    sd alone would draw a bar no seed is near.
+
+    Args:
+        df: columns ``label``, ``x`` and ``y`` (one row per seed and category).
+        order: label order (colours and dodge order).
+        categories: ``x`` values in axis order (default: sorted; for ``x == "label"``: ``order``).
+    """
+    labels = [o for o in order if o in set(df["label"])]
+    by_label = x == "label"
+    cats = labels if by_label else (categories or sorted(df[x].unique()))
+    width = 0.8 / (1 if by_label else max(1, len(labels)))
+    for i, cat in enumerate(cats):
+        for j, label in enumerate(labels):
+            if by_label and label != cat:
+                continue
+            values = df.loc[(df[x] == cat) & (df["label"] == label), y].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            if not values.size:
+                continue
+            centre = i if by_label else i - 0.4 + width * (j + 0.5)
+            # Deterministic spread of the points across a third of the slot: reproducible PNGs.
+            jitter = np.linspace(-width / 6, width / 6, values.size) if values.size > 1 else [0.0]
+            ax.scatter(centre - width / 8 + np.asarray(jitter), values, s=18, color=colours[label],
+                       alpha=0.85, edgecolor="white", linewidth=0.4, zorder=3,
+                       label=label if i == 0 or by_label else None)  # fmt: skip
+            sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
+            ax.errorbar(centre + width / 4, values.mean(), yerr=sd, fmt="_", color="0.15",
+                        markersize=9, capsize=2.5, lw=1, zorder=4)  # fmt: skip
+    ax.set_xticks(range(len(cats)), [str(c) for c in cats])
+    ax.set_xlim(-0.6, len(cats) - 0.4)

@@ -170,7 +170,8 @@ def plot_shift_heatmap(
             ax.pcolormesh(x, y, np.ma.masked_where(~below, np.zeros_like(grid)), shading="flat",
                           cmap=mpl.colors.ListedColormap([BELOW_FLOOR_COLOUR]))  # fmt: skip
         for row in np.flatnonzero(~np.isfinite(grid).any(axis=1) & ~below.any(axis=1)):
-            ax.text(0.5, row + 0.5, "site absent in this variant", transform=ax.get_yaxis_transform(),
+            ax.text(0.5, row + 0.5, "site absent in this variant",
+                    transform=ax.get_yaxis_transform(),
                     ha="center", va="center", fontsize="x-small", color="0.35")  # fmt: skip
         ax.set_yticks(np.arange(len(sites)) + 0.5, sites)
         ax.set_ylim(len(sites), 0)
@@ -180,7 +181,8 @@ def plot_shift_heatmap(
     if mesh is not None:
         cbar = fig.colorbar(mesh, cax=fig.add_axes([0.9, 0.15, 0.012, 0.7]), extend=cs.extend)
         cbar.set_label(colour_bar_label(stat, cs, floor_used, clip_percentile), fontsize="small")
-    return save(fig, path, dpi, title=heatmap_title(title, stat, reference, subtract_floor, floor_used),
+    heading = heatmap_title(title, stat, reference, subtract_floor, floor_used)
+    return save(fig, path, dpi, title=heading,
                 tight_layout=False)  # fmt: skip
 
 
@@ -198,12 +200,15 @@ def heatmap_title(title: str, stat: str, reference: str | None, subtract_floor: 
 
 
 def colour_bar_label(stat: str, cs: ColourScale, floor_used: bool, clip_percentile) -> str:
-    """The colour bar's label: the statistic with its unit, the scale, the clip, the floor colour."""
+    """The colour bar's label: the statistic and unit, the scale, the clip, the floor colour."""
     label = stat_label(stat) + (" minus noise floor" if floor_used else "")
     label += " (log scale)" if cs.scale == "log" else ""
     if cs.clipped_at is not None:
         what = "|value|" if cs.scale == "signed" else "value"
-        label += f"\nscale clipped at the {clip_percentile:g}th percentile of {what} ({cs.clipped_at:.3g})"
+        label += (
+            f"\nscale clipped at the {clip_percentile:g}th percentile of {what} "
+            f"({cs.clipped_at:.3g})"
+        )
     if cs.floor_min:
         label += "\nwhite: at or below the noise floor"
     return label

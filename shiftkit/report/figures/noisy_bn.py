@@ -95,7 +95,8 @@ def plot_noisy_bn(
     else:
         no_data(ax, "no final accuracy")
     ax.set(ylabel=ACC_LABEL, title=f"(c) {source}")
-    ax.text(0.02, 0.02, "points: seeds; bar: mean ± sd", transform=ax.transAxes, fontsize="x-small",
+    ax.text(0.02, 0.02, "points: seeds; bar: mean ± sd", transform=ax.transAxes,
+            fontsize="x-small",
             color="0.3")  # fmt: skip
 
     letters = "defghij"

@@ -18,6 +18,7 @@ from shiftkit.report.figures.style import (
 
 DERIV_COLUMN = "sigmoid_deriv"
 """The column of ``sat`` holding a layer's mean sigmoid derivative (panel (c) when present)."""
+LAYER_LABEL = "sigmoid layer (1 = nearest the input)"
 
 
 def sigmoid_derivative_at(x: float) -> float:
@@ -64,7 +65,7 @@ def plot_saturation(
         )
     else:
         no_data(ax, "no saturation fractions")
-    ax.set(xlabel="sigmoid layer (1 = nearest the input)", ylabel=f"inputs with |x| > {threshold:g} (%)",
+    ax.set(xlabel=LAYER_LABEL, ylabel=f"inputs with |x| > {threshold:g} (%)",
            title=f"(b) saturated share per layer, {threshold_note}")  # fmt: skip
     if has_deriv:
         ax = axes[0, 2]
@@ -72,12 +73,13 @@ def plot_saturation(
         at = sigmoid_derivative_at(threshold)
         ax.axhline(0.25, color="0.4", lw=0.9, ls="--")
         ax.axhline(at, color="#d55e00", lw=1.1, ls="-.")
-        ax.text(0.99, 0.25, "maximum 0.25 (at x = 0)", transform=ax.get_yaxis_transform(), ha="right",
+        ax.text(0.99, 0.25, "maximum 0.25 (at x = 0)", transform=ax.get_yaxis_transform(),
+                ha="right",
                 va="bottom", fontsize="x-small", color="0.3")  # fmt: skip
         ax.text(0.99, at, f"{at:.3f}: at |x| = {threshold:g} (saturation threshold)",
                 transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize="x-small",
                 color="#d55e00")  # fmt: skip
         ax.set_ylim(0, 0.27)
-        ax.set(xlabel="sigmoid layer (1 = nearest the input)", ylabel="mean σ′(x) = σ(x)(1 − σ(x))",
+        ax.set(xlabel=LAYER_LABEL, ylabel="mean σ′(x) = σ(x)(1 − σ(x))",
                title=f"(c) mean sigmoid derivative per layer, {threshold_note}")  # fmt: skip
     return save(fig, path, dpi, title="C4: deep sigmoid network, with and without BN")

@@ -7,8 +7,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shiftkit.report.figures.style import (STEP_LABEL, figure_legend, mean_sd_line, no_data, palette, save,
-                                           spans_decades, subplots)  # fmt: skip
+from shiftkit.report.figures.style import (
+    STEP_LABEL,
+    figure_legend,
+    mean_sd_line,
+    no_data,
+    palette,
+    save,
+    spans_decades,  # fmt: skip
+    subplots,
+)
 
 MAX_LAYERS = 6
 ROWS = (("l2", "‖G − G′‖₂ (gradient units)"), ("cos", "cos(G, G′)"))
@@ -21,7 +29,9 @@ def pick_layers(layers: list[str], k: int = MAX_LAYERS) -> list[str]:
     return [layers[i] for i in np.linspace(0, len(layers) - 1, k).round().astype(int)]
 
 
-def plot_grad_ics(df: pd.DataFrame, path: Path, *, layers: list[str], order: list[str], dpi: int = 150) -> Path:
+def plot_grad_ics(
+    df: pd.DataFrame, path: Path, *, layers: list[str], order: list[str], dpi: int = 150
+) -> Path:
     """A column per layer (input side first); rows ``l2`` (log scale where it spans decades) and
     ``cos``; mean ± sd over seeds per variant label.
 
@@ -46,4 +56,6 @@ def plot_grad_ics(df: pd.DataFrame, path: Path, *, layers: list[str], order: lis
                    title=f"{layer}" if i == 0 else "")  # fmt: skip
     if layers:
         figure_legend(fig, axes[0, 0], "mean ± sd over seeds")
-    return save(fig, path, dpi, title="C6: gradient-based ICS per layer (Santurkar et al. Def. 2.1)")
+    return save(
+        fig, path, dpi, title="C6: gradient-based ICS per layer (Santurkar et al. Def. 2.1)"
+    )

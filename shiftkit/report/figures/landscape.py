@@ -6,10 +6,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from shiftkit.report.figures.style import STEP_LABEL, figure_legend, no_data, palette, save, spans_decades, subplots
+from shiftkit.report.figures.style import (
+    STEP_LABEL,
+    figure_legend,
+    no_data,
+    palette,
+    save,
+    spans_decades,
+    subplots,
+)
 
 
-def plot_landscape(df: pd.DataFrame, path: Path, *, order: list[str], early_step: float, dpi: int = 150) -> Path:
+def plot_landscape(
+    df: pd.DataFrame, path: Path, *, order: list[str], early_step: float, dpi: int = 150
+) -> Path:
     """Three panels vs step, mean over seeds per variant label: (a) loss range along the gradient,
     (b) gradient predictiveness (band between ``grad_pred_min`` and ``grad_pred_max``),
     (c) effective beta-smoothness. The early-training window the claim is judged on is shaded.
@@ -22,7 +32,11 @@ def plot_landscape(df: pd.DataFrame, path: Path, *, order: list[str], early_step
     fig, axes = subplots(1, 3, w=4.4)
     panels = (
         ("(a) loss landscape", "loss range along the gradient (nats)", ("loss_range",)),
-        ("(b) gradient predictiveness", "‖∇L(x) − ∇L(x − ηg)‖ (min–max band)", ("grad_pred_min", "grad_pred_max")),
+        (
+            "(b) gradient predictiveness",
+            "‖∇L(x) − ∇L(x − ηg)‖ (min–max band)",
+            ("grad_pred_min", "grad_pred_max"),
+        ),
         ("(c) effective β-smoothness", "max ‖Δ∇L‖ / ‖Δx‖", ("beta_smooth",)),
     )
     for ax, (title, ylabel, cols) in zip(axes[0], panels):
@@ -36,14 +50,18 @@ def plot_landscape(df: pd.DataFrame, path: Path, *, order: list[str], early_step
         for label in [o for o in order if o in set(mean["label"])]:
             m = mean[mean["label"] == label].sort_values("step")
             if len(have) == 2:
-                ax.fill_between(m["step"], m[have[0]], m[have[1]], color=colours[label], alpha=0.3, lw=0)
+                ax.fill_between(
+                    m["step"], m[have[0]], m[have[1]], color=colours[label], alpha=0.3, lw=0
+                )
                 ax.plot(m["step"], m[have[1]], color=colours[label], lw=1.5, label=label)
             else:
                 ax.plot(m["step"], m[have[0]], color=colours[label], lw=1.5, label=label)
             values.extend(m[have].to_numpy().ravel())
         if spans_decades(values, 1.0):
             ax.set_yscale("log")
-        ax.axvspan(df["step"].min(), early_step, color="0.5", alpha=0.08, lw=0, label="judged window")
+        ax.axvspan(
+            df["step"].min(), early_step, color="0.5", alpha=0.08, lw=0, label="judged window"
+        )
         ax.set(xlabel=STEP_LABEL, ylabel=ylabel, title=title)
     figure_legend(fig, axes[0, 0], f"mean over {df['seed'].nunique()} seeds")
     return save(fig, path, dpi, title="C7: loss-landscape probes (Santurkar et al. Fig. 4)")

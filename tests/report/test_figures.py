@@ -416,3 +416,85 @@ def test_saturation_adds_the_sigmoid_derivative_panel_with_the_threshold(tmp_pat
         pytest.approx(0.017663, abs=1e-6)
     ]
     assert without.axes[1].get_ylabel() == "inputs with |x| > 3 (%)"
+
+
+# ----------------------------------------------------------------------------- C6, C7
+
+
+def test_grad_ics_rows_and_a_constant_layer_says_so(tmp_path, captured):
+    from shiftkit.report.figures import grad_ics
+
+    figs = captured(grad_ics)
+    rows = []
+    for lab in ("no BN", "BN"):
+        for s in (0, 1):
+            for step in (0, 50, 100):
+                rows.append(
+                    {
+                        "label": lab,
+                        "seed": s,
+                        "layer": "first",
+                        "step": step,
+                        "l2": 0.0,
+                        "rel": 0.0,
+                        "cos": 1.0,
+                    }
+                )
+                rows.append(
+                    {
+                        "label": lab,
+                        "seed": s,
+                        "layer": "second",
+                        "step": step,
+                        "l2": 0.1 + step,
+                        "rel": 0.01 * (s + 1),
+                        "cos": 0.9,
+                    }
+                )
+    df = pd.DataFrame(rows)
+    grad_ics.plot_grad_ics(
+        df,
+        tmp_path / "g.png",
+        layers=["first", "second"],
+        order=["no BN", "BN"],
+        rows=("rel", "cos"),
+        burn_in=50,
+        judged_layers=["second"],
+    )
+    (fig,) = figs
+    axes = np.array(fig.axes).reshape(2, 2)
+    assert axes[0, 0].get_ylabel() == grad_ics.ROW_LABELS["rel"]
+    assert axes[0, 0].texts[0].get_text().startswith("rel = 0 at every step")
+    assert not axes[0, 0].get_lines()  # no flat line drawn
+    assert axes[0, 1].get_title() == "second" and axes[0, 0].get_title() == "first (not judged)"
+    assert axes[0, 1].get_lines()  # the varying layer is drawn
+    assert axes[1, 1].get_xticks().size  # the shared x axis keeps its ticks
+    with pytest.raises(ValueError, match="unknown rows"):
+        grad_ics.plot_grad_ics(df, tmp_path / "x.png", layers=["first"], order=["BN"], rows=("l3",))
+
+
+def test_landscape_judged_window_starts_after_burn_in(tmp_path, captured):
+    from shiftkit.report.figures import landscape
+
+    figs = captured(landscape)
+    df = pd.DataFrame(
+        [
+            {
+                "label": lab,
+                "seed": 0,
+                "step": step,
+                "loss_range": 1.0 + step,
+                "grad_pred_min": 0.1,
+                "grad_pred_max": 0.2,
+                "beta_smooth": 2.0,
+            }
+            for lab in ("no BN", "BN")
+            for step in range(0, 500, 50)
+        ]
+    )
+    landscape.plot_landscape(
+        df, tmp_path / "l.png", order=["no BN", "BN"], early_step=300.0, burn_in=100
+    )
+    (fig,) = figs
+    spans = {p.get_label(): p.get_x() for p in fig.axes[0].patches}
+    assert spans["judged window"] == 100.0 and spans["before burn-in: not judged"] == 0.0

@@ -18,7 +18,13 @@ from shiftkit.report.figures.style import (
 
 
 def plot_landscape(
-    df: pd.DataFrame, path: Path, *, order: list[str], early_step: float, dpi: int = 150
+    df: pd.DataFrame,
+    path: Path,
+    *,
+    order: list[str],
+    early_step: float,
+    dpi: int = 150,
+    burn_in: float | None = None,
 ) -> Path:
     """Three panels vs step, mean over seeds per variant label: (a) loss range along the gradient,
     (b) gradient predictiveness (band between ``grad_pred_min`` and ``grad_pred_max``),
@@ -27,6 +33,8 @@ def plot_landscape(
     Args:
         df: ``label, seed, step, loss_range, grad_pred_max, grad_pred_min, beta_smooth``.
         early_step: the window's last step.
+        burn_in: if given, the window starts here (not at the first probe) and the steps before
+            it, step 0's probe among them, are hatched "not judged".
     """
     colours = palette(order)
     fig, axes = subplots(1, 3, w=4.4)
@@ -59,9 +67,11 @@ def plot_landscape(
             values.extend(m[have].to_numpy().ravel())
         if spans_decades(values, 1.0):
             ax.set_yscale("log")
-        ax.axvspan(
-            df["step"].min(), early_step, color="0.5", alpha=0.08, lw=0, label="judged window"
-        )
+        start = df["step"].min() if burn_in is None else burn_in
+        ax.axvspan(start, early_step, color="0.5", alpha=0.08, lw=0, label="judged window")
+        if burn_in is not None:
+            ax.axvspan(df["step"].min(), burn_in, facecolor="none", edgecolor="0.6", hatch="//",
+                       lw=0, label="before burn-in: not judged")  # fmt: skip
         ax.set(xlabel=STEP_LABEL, ylabel=ylabel, title=title)
     figure_legend(fig, axes[0, 0], f"mean over {df['seed'].nunique()} seeds")
     return save(fig, path, dpi, title="C7: loss-landscape probes (Santurkar et al. Fig. 4)")

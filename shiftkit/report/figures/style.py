@@ -218,7 +218,8 @@ def accuracy_panel(
     means = pct.groupby(["label", "step"])["acc_pct"].mean()
     below = means[means < ylim[0]]
     if len(below):  # the zoom hides the first validations: say so where the reader looks
-        legend_title += f"\n{len(below)} early points below the axis (lowest {below.min():.0f}%)"
+        points = "1 early point" if len(below) == 1 else f"{len(below)} early points"
+        legend_title += f"\n{points} below the axis (lowest {below.min():.0f}%)"
     # Lower right: accuracy curves rise to the top right, and the zoom leaves room below them.
     ax.legend(title=legend_title, ncols=2 if len(order) > 3 else 1, loc="lower right",
               fontsize="x-small", title_fontsize="x-small")  # fmt: skip

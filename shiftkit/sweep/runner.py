@@ -313,6 +313,13 @@ def run_cells(
         raise ValueError(f"jobs and threads must be >= 1, got jobs={jobs}, threads={threads}")
     if slots is not None:
         jobs = min(jobs, len(slots))
+        import torch
+
+        if executor == "fork" and torch.cuda.is_initialized():
+            raise ValueError(
+                "CUDA is already initialized in this process, so a forked cell cannot choose "
+                "its GPUs: use executor='subprocess' (--exec subprocess)"
+            )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     total = len(cells)

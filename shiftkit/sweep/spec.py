@@ -17,7 +17,9 @@ A cell is ``shiftkit fit --config <file> [scale overrides] [--variant NAME] [gri
 [extra args]``; its id is the :func:`~shiftkit.records.config_hash` of the config it resolves to
 (:class:`~shiftkit.cli.fit.ConfigResolver`), the same hash ``shiftkit fit`` records.
 Cells are ordered seed first (a sweep stopped after a third has every variant at one seed),
-then variant, then the other grid keys in file order.
+then variant, then the other grid keys in file order. A shard ``i/n`` of a grid
+(:func:`shard_cells`) is the cells whose index in that order is ``i`` mod ``n``: shards of one
+grid, planned with the same arguments, are disjoint and together are the whole grid.
 """
 
 from __future__ import annotations
@@ -30,7 +32,16 @@ from typing import Any
 from shiftkit.cli.argv import overrides_to_args
 from shiftkit.cli.recipe import RecipeError, read_recipe
 
-__all__ = ["SEED_KEY", "Cell", "SweepError", "SweepSpec", "load_sweep", "plan_cells"]
+__all__ = [
+    "SEED_KEY",
+    "Cell",
+    "SweepError",
+    "SweepSpec",
+    "load_sweep",
+    "parse_shard",
+    "plan_cells",
+    "shard_cells",
+]
 
 SEED_KEY = "seed_everything"
 SMALL = "small"
@@ -132,7 +143,7 @@ def plan_cells(
     base = ["--config", str(spec.path), *overrides_to_args(spec.scales[scale])]
     variants = list(spec.variants) or [None]
     cells = []
-    seed_values = grid[SEED_KEY] if SEED_KEY in grid else [None]
+    seed_values = grid.get(SEED_KEY, [None])
     rest = [k for k in keys if k != SEED_KEY]
     for seed in seed_values:
         for variant in variants:
@@ -145,3 +156,26 @@ def plan_cells(
                 args += list(extra_args)
                 cells.append(Cell(variant, params, args))
     return cells
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)``, with ``0 <= i < n``.
+
+    Raises:
+        SweepError: not of that form.
+    """
+    index, sep, count = str(text).partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or not 0 <= i < n:
+        raise SweepError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
+    return i, n
+
+
+def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """The cells of shard ``index`` of ``count``: those at positions ``index``, ``index + count``,
+    ... of ``cells`` (the planned order, duplicates dropped, is stable: it depends on the sweep
+    file and the arguments only, not on what has run)."""
+    return cells[index::count]

@@ -69,7 +69,7 @@ def sigmoid_derivative(run, sites: list[str], burn_in: float) -> dict[str, float
         bins = counts.shape[-1] - 2
         edges = np.linspace(float(h["lo"][i]), float(h["hi"][i]), bins + 1)
         x = np.concatenate([[edges[0]], (edges[:-1] + edges[1:]) / 2, [edges[-1]]])
-        s = 1.0 / (1.0 + np.exp(-x))
+        s = 0.5 * (1.0 + np.tanh(x / 2))  # the sigmoid, without overflow far from 0
         total = counts.sum(axis=1)
         per_step = (counts * (s * (1 - s))).sum(axis=1) / np.where(total > 0, total, np.nan)
         out[site] = float(np.nanmean(per_step)) if np.isfinite(per_step).any() else float("nan")

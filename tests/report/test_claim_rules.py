@@ -14,7 +14,7 @@ from shiftkit.report.claims.base import Context
 from shiftkit.report.claims.registry import CLAIMS_BY_ID
 from shiftkit.report.cohort import group_cohorts
 from tests.report import synthetic_runs as syn
-from tests.report.conftest import claims_rows
+from tests.report.helpers import claims_rows
 
 
 def decide(tmp_path, claim_id: str, specs, seeds=syn.SEEDS):

@@ -12,7 +12,7 @@ import pytest
 
 from shiftkit.report.figures import colorful, fig1, heatmap, noisy_bn, saturation
 from shiftkit.report.figures.style import accuracy_panel, accuracy_zoom, palette
-from tests.report.conftest import png_size
+from tests.report.helpers import png_size
 
 C5_LABELS = ["no BN", "BN", "noisy BN", "noisy no BN", "no BN (depth 6)", "noisy no BN (depth 6)"]
 

@@ -16,7 +16,7 @@ from shiftkit.report.claims.base import Check, ClaimOutcome, finish
 from shiftkit.report.claims.prereg import Amendment
 from shiftkit.report.claims.registry import CLAIMS, CLAIMS_BY_ID
 from tests.report import synthetic_runs as syn
-from tests.report.conftest import claims_rows
+from tests.report.helpers import claims_rows
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from shiftkit import ShiftMonitor
 from shiftkit.records import write_run_result
 from shiftkit.report import build_report
-from tests.report.conftest import claims_rows, png_size
+from tests.report.helpers import claims_rows, png_size
 
 STEPS, EVAL_EVERY = 30, 10
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.report.conftest import claims_rows, measured, png_size, read_result, run_dirs
+from tests.report.helpers import claims_rows, measured, png_size, read_result, run_dirs
 from tests.report.synthetic_runs import RECIPES
 
 EXPECTED_FIGURES = {

@@ -124,8 +124,3 @@ def finish(outcome: ClaimOutcome) -> ClaimOutcome:
 
 def mark(passed: bool | None) -> str:
     return {True: "✔", False: "✘", None: "–"}[passed]
-
-
-def checks_text(checks: list[Check]) -> str:
-    """``Checks: ✔ name; ✘ name`` for the README's claim section."""
-    return "Checks: " + "; ".join(f"{mark(c.passed)} {c.name}" for c in checks)

@@ -17,10 +17,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
+from shiftkit.extras import MissingExtraError, require
+
 __all__ = ["SUBCOMMANDS", "main"]
 
 
 def _sweep(argv: list[str]) -> int:
+    require("cli", "shiftkit sweep")  # every cell is a `shiftkit fit` run
     from shiftkit.sweep.command import main as sweep_main
 
     return sweep_main(argv)
@@ -33,6 +36,7 @@ def _demo(argv: list[str]) -> int:
 
 
 def _report(argv: list[str]) -> int:
+    require("report", "shiftkit report")
     from shiftkit.report.cli import main as report_main
 
     return report_main(argv)
@@ -56,11 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status (LightningCLI's parse errors and ``--help`` exit through ``SystemExit``).
+
+    Raises:
+        SystemExit: a command whose extra is not installed, with the one line of
+            :class:`~shiftkit.extras.MissingExtraError` (``pip install 'shiftkit[...]'``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        return SUBCOMMANDS[argv[0]](argv[1:])
-    from shiftkit.cli.fit import run_cli
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return SUBCOMMANDS[argv[0]](argv[1:])
+        require("cli", "shiftkit fit|validate|test|predict")
+        from shiftkit.cli.fit import run_cli
 
-    run_cli(argv)
+        run_cli(argv)
+    except MissingExtraError as err:
+        raise SystemExit(f"shiftkit: {err}") from None
     return 0

@@ -3,7 +3,7 @@
 ``shiftkit fit|validate|test|predict ...`` is a :class:`~lightning.pytorch.cli.LightningCLI`
 (:class:`~shiftkit.cli.fit.ShiftkitCLI`): ``--config`` files, ``--print_config``,
 ``--trainer.devices=4 --trainer.strategy=ddp`` all work the Lightning way. ``shiftkit sweep``,
-``shiftkit demo`` and ``shiftkit report`` have their own argparse handlers, routed here by name
+``shiftkit demo``, ``shiftkit report`` and ``shiftkit workspace`` have their own argparse handlers, routed here by name
 (:data:`SUBCOMMANDS`); to add a command, add its handler there.
 
 Example::
@@ -42,10 +42,18 @@ def _report(argv: list[str]) -> int:
     return report_main(argv)
 
 
+def _workspace(argv: list[str]) -> int:
+    require("wandb", "shiftkit workspace", ("wandb", "wandb_workspaces"))
+    from shiftkit.integrations.wandb_workspace import main as workspace_main
+
+    return workspace_main(argv)
+
+
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "sweep": _sweep,
     "demo": _demo,
     "report": _report,
+    "workspace": _workspace,
 }
 """Subcommands with their own argparse handlers: name -> ``handler(argv) -> exit code``, where
 ``argv`` is the command line after the subcommand's name. Every other command line goes to

@@ -9,6 +9,7 @@ cache have one; without network and without such a wheel the test is skipped, no
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -76,6 +77,13 @@ def test_hiding_works():
 
 @pytest.mark.slow
 def test_core_only_fresh_venv(tmp_path):
+    # Built from a copy: setuptools writes build/ and *.egg-info next to the sources it builds.
+    src = tmp_path / "src"
+    shutil.copytree(
+        REPO / "shiftkit", src / "shiftkit", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [
@@ -87,7 +95,7 @@ def test_core_only_fresh_venv(tmp_path):
             "--no-build-isolation",
             "-w",
             str(wheels),
-            str(REPO),
+            str(src),
         ],
         check=False,
         capture_output=True,

@@ -19,8 +19,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, moved_copy
-from shiftkit.monitor.selection import Pattern, as_patterns, select_modules
+from shiftkit.tracker.probe import ProbeFn, default_probe_fn, detached_copy, moved_copy
+from shiftkit.tracker.selection import Pattern, as_patterns, select_modules
 from shiftkit.monitor.shift_monitor import ShiftMonitor
 from shiftkit.records.names import GRAD_ICS_STATS, grad_ics_key
 from shiftkit.stats import (
@@ -106,7 +106,7 @@ class PeriodicMeasurement(Callback):
             batch (under gradient accumulation, the step's last micro-batch);
             ``"first"`` the first training batch, kept; or a batch, kept.
         probe_fn: ``probe_fn(module, batch)`` runs the forward pass; default
-            :func:`~shiftkit.monitor.probe.default_probe_fn` (``module(batch[0])``).
+            :func:`~shiftkit.tracker.probe.default_probe_fn` (``module(batch[0])``).
         loss_fn: ``loss_fn(outputs, batch)``; default :func:`default_loss_fn`
             (cross-entropy against ``batch[1]``).
         seed: every forward/backward pass of a measurement starts from this RNG seed.

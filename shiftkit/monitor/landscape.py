@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from shiftkit.monitor.gradient_ics import BatchLossFn, PeriodicMeasurement
-from shiftkit.monitor.probe import ProbeFn
+from shiftkit.tracker.probe import ProbeFn
 from shiftkit.records.names import LANDSCAPE_STATS, landscape_key
 from shiftkit.stats import DEFAULT_MULTIPLIERS, landscape_along_gradient
 

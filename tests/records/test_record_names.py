@@ -29,7 +29,7 @@ def test_round_trip_every_stat(site):
 
 
 def test_stats_are_the_ones_the_monitor_logs():
-    from shiftkit.monitor.shift_monitor import BASE_STATS
+    from shiftkit.tracker.tracker import BASE_STATS
 
     assert len(STATS) == len(set(STATS)) == 17
     assert STATS[0] == "kl_gauss" and STATS[-1] == "nonfinite"

@@ -6,10 +6,10 @@ import sys
 from fnmatch import fnmatchcase
 from typing import Any, Iterable, Sequence, Union
 
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from shiftkit.stats import CHANNELS, FEATURES, RECTIFIERS, SiteSpec
+from shiftkit.tracker.warnings import rank_zero_warn
 
 #: A selection pattern: a glob on module names (``"encoder.*"``), a glob on
 #: module type names (``"Conv*"``, ``"BatchNorm2d"``), or a module class.

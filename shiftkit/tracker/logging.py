@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from shiftkit.records import SHIFT_MAX_KL_GAUSS, SHIFT_MEAN_KL_GAUSS, histogram_key, shift_key
+from shiftkit.records.names import (
+    HEATMAP_PREFIX,
+    HISTOGRAM_PREFIX,
+    SHIFT_MAX_KL_GAUSS,
+    SHIFT_MEAN_KL_GAUSS,
+    SHIFT_PREFIX,
+    SHIFT_STEP,
+    histogram_key,
+    shift_key,
+)
 from shiftkit.stats import Snapshot
-
 
 #: Statistics whose name starts with this are flags for the monitor, not logged values.
 FLAG_PREFIX = "_"
@@ -101,27 +111,85 @@ def log_measurement(
     allowed: frozenset[str],
     snap: Snapshot | None,
     on_error: Callable[[Any, Exception], None] | None = None,
+    media: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
-    """One ``log_metrics`` call per logger; W&B loggers also get the histograms when ``snap`` is given.
+    """One ``log_metrics(metrics, step=step)`` call per logger; W&B loggers (:func:`wants_wandb_media`)
+    also get the histograms when ``snap`` is given, and what ``media()`` returns (made once, only
+    if a W&B logger is there: the heat maps).
 
-    A logger that raises (a W&B directory that cannot be written, a full disk)
-    is handed to ``on_error(logger, error)`` and the other loggers still get
-    the metrics; without ``on_error`` the error propagates.
+    ``loggers`` are Lightning loggers or the tracker's own sinks (:class:`FunctionSink`,
+    :class:`WandbRunSink`): anything with ``log_metrics(metrics, step=...)``. A logger that
+    raises (a W&B directory that cannot be written, a full disk) is handed to
+    ``on_error(logger, error)`` and the other loggers still get the metrics; without
+    ``on_error`` the error propagates.
     """
     metrics = measurement_metrics(records, allowed)
     if not loggers or not metrics:
         return
-    from lightning.pytorch.loggers import WandbLogger
-
-    hists = None
+    extra = None
     for logger in loggers:
         try:
-            if snap is not None and isinstance(logger, WandbLogger):
-                hists = hists if hists is not None else wandb_histograms(records, snap)
-                logger.log_metrics({**metrics, **hists}, step=step)
+            if wants_wandb_media(logger) and (snap is not None or media is not None):
+                if extra is None:
+                    extra = wandb_histograms(records, snap) if snap is not None else {}
+                    extra.update(media() if media is not None else {})
+                logger.log_metrics({**metrics, **extra}, step=step)
             else:
                 logger.log_metrics(metrics, step=step)
         except Exception as err:
             if on_error is None:
                 raise
             on_error(logger, err)
+
+
+def wants_wandb_media(logger: Any) -> bool:
+    """A W&B destination: Lightning's ``WandbLogger`` or a :class:`WandbRunSink`."""
+    if isinstance(logger, WandbRunSink):
+        return True
+    # Only a Lightning already imported can have made a WandbLogger: no import here.
+    module = sys.modules.get("lightning.pytorch.loggers.wandb")
+    return module is not None and isinstance(logger, module.WandbLogger)
+
+
+def define_shift_metrics(run: Any, step_metric: str) -> None:
+    """Declare the monitor's keys to a W&B run, with ``step_metric`` as their x axis.
+
+    So W&B plots ``shift/*`` (and the histograms and heat maps) against the optimizer step
+    rather than its own call counter, and the workspace view (see
+    :mod:`shiftkit.integrations.wandb_workspace`) can use the same x axis everywhere.
+    """
+    run.define_metric(step_metric)
+    for prefix in (SHIFT_PREFIX, HISTOGRAM_PREFIX, HEATMAP_PREFIX):
+        run.define_metric(f"{prefix}*", step_metric=step_metric)
+
+
+class FunctionSink:
+    """A ``log_fn(metrics, step)`` the user passes, as a logger."""
+
+    def __init__(self, fn: Callable[[dict[str, float], int], Any]):
+        self.fn = fn
+
+    def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
+        self.fn(metrics, step)
+
+
+class WandbRunSink:
+    """The current W&B run (``wandb.run``): ``wandb.log`` with :data:`SHIFT_STEP` as step metric.
+
+    The keys are declared once (:func:`define_shift_metrics`); ``wandb.log`` is called with the
+    step as a value, not as W&B's ``step=``, so the user's own ``wandb.log`` calls are unaffected.
+    """
+
+    def __init__(self):
+        self._declared: Any = None  # the run the keys were declared to
+
+    def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
+        import wandb
+
+        run = wandb.run
+        if run is None:
+            raise RuntimeError("no W&B run: call wandb.init() before training")
+        if self._declared is not run:
+            define_shift_metrics(run, SHIFT_STEP)
+            self._declared = run
+        run.log({**metrics, SHIFT_STEP: step})

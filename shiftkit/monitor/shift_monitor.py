@@ -99,7 +99,8 @@ class ShiftMonitor(Callback):
         layers: which modules to watch: glob patterns on module names
             (``"encoder.*"``) or type names (``"Conv*"``), or module classes.
             Default: every ``Linear``, ``Conv*``, ``BatchNorm*``/``LayerNorm``/
-            ``GroupNorm`` and activation module (not the submodules of
+            ``GroupNorm``, activation and recurrent (``LSTM``/``GRU``/``RNN``: the
+            float input sequence) module (not the submodules of
             ``MultiheadAttention``, which uses their weights without calling them).
         exclude: patterns of modules to leave out, same forms as ``layers``.
         track: measure each layer's ``"inputs"`` (the covariates, default),

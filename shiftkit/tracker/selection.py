@@ -43,8 +43,11 @@ def is_activation(module: nn.Module) -> bool:
 
 
 def is_default_layer(module: nn.Module) -> bool:
-    """Selected when ``layers`` is not given: Linear, Conv*, norms and activations."""
-    return isinstance(module, (nn.Linear, *_CONV, *_CHANNEL_NORMS, nn.LayerNorm)) or is_activation(module)
+    """Selected when ``layers`` is not given: Linear, Conv*, norms, activations, and recurrent
+    layers (``LSTM``/``GRU``/``RNN``: their float input sequence; the initial state is skipped)."""
+    return isinstance(module, (nn.Linear, *_CONV, *_CHANNEL_NORMS, nn.LayerNorm, nn.RNNBase)) or is_activation(
+        module
+    )
 
 
 def matches(name: str, module: nn.Module, patterns: Iterable[Pattern]) -> bool:
@@ -134,7 +137,7 @@ def select_modules(
             chosen.append((name, module))
     available = ", ".join(f"{n} ({type(m).__name__})" for n, m in modules[:25]) or "no submodules"
     if not chosen:
-        tried = f"layers={include!r}" if include else "the default layer types (Linear, Conv*, norms, activations)"
+        tried = f"layers={include!r}" if include else "the default layer types (Linear, Conv*, norms, activations, RNNs)"
         raise ValueError(
             f"{owner}: no module matched {tried} with exclude={skip!r}. "
             f"Patterns are globs on module names or type names, or module classes. "

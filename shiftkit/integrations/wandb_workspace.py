@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ def build_workspace(
     stats: Sequence[str] = STATS,
     step_metric: str = GLOBAL_STEP,
     heatmap_stats: Sequence[str] = HEATMAP_STATS,
+    key_prefix: str = "",
 ):
     """The saved-view object (``wandb_workspaces.workspaces.Workspace``); no network.
 
@@ -79,6 +81,8 @@ def build_workspace(
             :data:`~shiftkit.records.names.STATS`).
         step_metric: the x axis of every panel (see the module docstring).
         heatmap_stats: statistics whose heat-map images the network section shows.
+        key_prefix: put before every key: ``"train/"`` for a Hugging Face Trainer run, whose
+            W&B integration logs ``train/shift/...``.
 
     Raises:
         ValueError: an unknown statistic (the message lists the known ones).
@@ -94,21 +98,18 @@ def build_workspace(
         return wr.LinePlot(title=title, x=step_metric, title_x="step", **kwargs)
 
     network = [
-        line("mean over layers of kl_gauss", y=[SHIFT_MEAN_KL_GAUSS], log_y=True),
-        line("max over layers of kl_gauss", y=[SHIFT_MAX_KL_GAUSS], log_y=True),
+        line("mean over layers of kl_gauss", y=[key_prefix + SHIFT_MEAN_KL_GAUSS], log_y=True),
+        line("max over layers of kl_gauss", y=[key_prefix + SHIFT_MAX_KL_GAUSS], log_y=True),
     ]
     if heatmap_stats:
-        keys = [heatmap_key(s) for s in heatmap_stats]
+        keys = [key_prefix + heatmap_key(s) for s in heatmap_stats]
         network.append(
             wr.MediaBrowser(title="layer x step heat maps", media_keys=keys, num_columns=1)
         )
     sections = [ws.Section(name=NETWORK_SECTION, panels=network, is_open=True, pinned=True)]
     for stat in stats:
-        plot = line(
-            f"{stat}, all layers",
-            metric_regex=shift_key_regex(stat),
-            log_y=stat in LOG_STATS or None,
-        )
+        regex = "^" + re.escape(key_prefix) + shift_key_regex(stat).removeprefix("^")
+        plot = line(f"{stat}, all layers", metric_regex=regex, log_y=stat in LOG_STATS or None)
         sections.append(
             ws.Section(
                 name=f"shift: {stat}",
@@ -203,6 +204,16 @@ def heatmap_figure(history: Iterable[dict], stat: str = "kl_gauss", max_labels: 
     return fig
 
 
+def figure_pixels(fig):
+    """The figure rendered (Agg) as an ``H x W x 3`` uint8 array, for ``wandb.Image``."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
 # ------------------------------------------------------------------------ command
 
 
@@ -221,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"x axis (default {GLOBAL_STEP}; Hugging Face: train/global_step; "
                    "ShiftTracker(wandb=True): shift/step)")  # fmt: skip
     p.add_argument(
+        "--key-prefix", default="", help="before every key: train/ for a Hugging Face Trainer run"
+    )
+    p.add_argument(
         "--spec-out",
         metavar="FILE",
         help="write the view's spec to FILE instead of saving it (no network)",
@@ -237,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"shiftkit workspace: expected ENTITY/PROJECT, got {args.path!r}")
     try:
         view = build_workspace(
-            parts[0], parts[1], name=args.name, stats=args.stats, step_metric=args.step_metric
+            parts[0],
+            parts[1],
+            name=args.name,
+            stats=args.stats,
+            step_metric=args.step_metric,
+            key_prefix=args.key_prefix,
         )
     except ValueError as err:
         raise SystemExit(f"shiftkit workspace: {err}") from None

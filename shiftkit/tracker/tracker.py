@@ -507,12 +507,14 @@ class ShiftTracker:
         """The layer x step heat maps of ``heatmap_stats`` over :attr:`history`, as ``wandb.Image``."""
         import wandb
 
-        from shiftkit.integrations.wandb_workspace import heatmap_figure
+        from shiftkit.integrations.wandb_workspace import figure_pixels, heatmap_figure
         from shiftkit.records.names import heatmap_key
 
-        return {
-            heatmap_key(s): wandb.Image(heatmap_figure(self.history, s)) for s in self.heatmap_stats
-        }
+        def image(stat: str):
+            pixels = figure_pixels(heatmap_figure(self.history, stat))
+            return wandb.Image(pixels, caption=f"{stat}: layers (rows) x steps")
+
+        return {heatmap_key(s): image(s) for s in self.heatmap_stats}
 
     def _logger_failed(self, logger: Any, err: Exception) -> None:
         self._failed_loggers.add(id(logger))

@@ -64,6 +64,17 @@ def test_each_regex_overlays_every_layer_of_its_statistic_and_nothing_else():
         assert matched == [shift_key(site, stat) for site in sites], stat
 
 
+def test_hugging_face_prefix():
+    view = build_workspace(
+        "t", "p", stats=["kl_gauss"], step_metric="train/global_step", key_prefix="train/"
+    )
+    top, kl = sections(workspace_spec(view))
+    assert top["panels"][0]["config"]["metrics"] == ["train/shift/mean_kl_gauss"]
+    pattern = re.compile(kl["panels"][0]["config"]["metricRegex"])
+    assert pattern.search("train/shift/bert.pooler.dense/kl_gauss")
+    assert not pattern.search("shift/bert.pooler.dense/kl_gauss")
+
+
 def test_other_step_metric_and_stats_and_bad_stat():
     spec = workspace_spec(build_workspace("t", "p", stats=["mean", "std"], step_metric="train/global_step",
                                           heatmap_stats=()))  # fmt: skip

@@ -30,10 +30,9 @@ def test_lstm_and_gru_inputs_are_measured_by_default_and_their_states_skipped():
     assert tracker.site_names == ["lstm", "gru", "head"]  # the embedding's input is integer ids
     tokens = torch.randint(0, 20, (8, 7))
     h0 = (torch.zeros(1, 8, 5), torch.zeros(1, 8, 5))
-    with pytest.warns(UserWarning, match=r"site 'lstm': measured args\[0\]: float32 8x7x6; skipped args\[1\]\[0\]: "
-                      r"float32 1x8x5, args\[1\]\[1\]: float32 1x8x5"):  # fmt: skip
-        with tracker.step():
-            model(tokens, h0)
+    said = r"site 'lstm': measured args\[0\]: float32 8x7x6; skipped args\[1\]\[0\]: float32 1x8x5, args\[1\]\[1\]"
+    with pytest.warns(UserWarning, match=said), tracker.step():
+        model(tokens, h0)
     tracker.close()
     rows = {r["site"]: r for r in tracker.history}
     # Units are the features (last dimension), pooled over batch and time: 6, 5 and 4.

@@ -41,6 +41,14 @@ trainer = pl.Trainer(
 )  # fmt: skip
 trainer.fit(TinyNet(), torch.utils.data.DataLoader(data, batch_size=8))
 table = monitor.summary(top=3)
+
+# The framework-free core in a plain loop.
+net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+tracker = shiftkit.ShiftTracker(net, every_n_steps=3)
+for _ in range(4):
+    with tracker.step():
+        net(torch.randn(8, 4)).sum().backward()
+tracker.close()
 optional = ("wandb", "seaborn", "matplotlib", "mlxtend", "sklearn", "jsonargparse", "transformers")
 print(
     json.dumps(
@@ -50,6 +58,7 @@ print(
             "steps": sorted({row["step"] for row in monitor.history}),
             "sites": monitor.site_names,
             "summary_sites": list(table["site"]),
+            "tracker_steps": sorted({row["step"] for row in tracker.history}),
             "imported_optional": sorted(m for m in sys.modules if m.partition(".")[0] in optional),
         }
     )

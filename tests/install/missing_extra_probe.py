@@ -34,7 +34,29 @@ def wandb_offline():
     read_wandb_offline(out)
 
 
+def tracker_wandb():
+    import torch
+
+    from shiftkit import ShiftTracker
+
+    ShiftTracker(torch.nn.Linear(2, 2), wandb=True)
+
+
+def hf_callback():
+    from shiftkit.integrations.transformers import ShiftCallback  # noqa: F401
+
+
+def workspace():
+    from shiftkit.integrations.wandb_workspace import build_workspace
+
+    build_workspace("team", "project")
+
+
 FEATURES = {
+    "tracker_wandb": tracker_wandb,
+    "hf_callback": hf_callback,
+    "workspace": workspace,
+    "workspace_cli": cli("workspace", "team/project", "--spec-out", str(out / "view.json")),
     "report": cli("report", str(out)),
     "sweep": cli("sweep", "recipes/mnist_fig1.yaml", "--out", str(out / "sweep")),
     "fit": cli("fit", "--data=synthetic", f"--run_dir={out / 'fit'}", "--trainer.max_steps=2"),

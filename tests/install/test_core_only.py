@@ -37,6 +37,7 @@ def check_core_fit(stdout: str) -> dict:
     assert out["sites"] == ["net.0", "net.1", "net.2"]
     assert sorted(out["summary_sites"]) == ["net.0", "net.1", "net.2"]
     assert out["imported_optional"] == []
+    assert out["tracker_steps"] == [0, 3]
     return out
 
 

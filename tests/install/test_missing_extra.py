@@ -36,31 +36,28 @@ def one_line(message: str, extra: str) -> bool:
 
 
 def test_every_feature_names_its_extra_when_all_are_missing(tmp_path):
-    said = probe(
-        tmp_path,
-        "wandb,report,data,cli,hf",
-        "report",
-        "sweep",
-        "fit",
-        "demo",
-        "import_report",
-        "digits",
-        "wandb_offline",
-    )
-    expected = {
-        "report": ("SystemExit", "report"),
-        "sweep": ("SystemExit", "cli"),
-        "fit": ("SystemExit", "cli"),
-        "demo": ("SystemExit", "data"),
-        "import_report": ("MissingExtraError", "report"),
-        "digits": ("MissingExtraError", "data"),
-        "wandb_offline": ("MissingExtraError", "wandb"),
-    }
-    for feature, (kind, extra) in expected.items():
+    said = probe(tmp_path, "wandb,report,data,cli,hf", *EXPECTED)
+    for feature, (kind, extra) in EXPECTED.items():
         assert said[feature]["type"] == kind, (feature, said[feature])
         assert one_line(said[feature]["message"], extra), (feature, said[feature])
     assert said["report"]["message"] == REPORT_LINE
     assert not list(tmp_path.rglob("*")), "a feature wrote files before saying its extra is missing"
+
+
+EXPECTED = {
+    "report": ("SystemExit", "report"),
+    "sweep": ("SystemExit", "cli"),
+    "fit": ("SystemExit", "cli"),
+    "demo": ("SystemExit", "data"),
+    "import_report": ("MissingExtraError", "report"),
+    "digits": ("MissingExtraError", "data"),
+    "wandb_offline": ("MissingExtraError", "wandb"),
+    "tracker_wandb": ("MissingExtraError", "wandb"),
+    "hf_callback": ("MissingExtraError", "hf"),
+    "workspace": ("MissingExtraError", "wandb"),
+    "workspace_cli": ("SystemExit", "wandb"),
+}
+"""Feature -> (what it raises, the extra its one line names), with every extra hidden."""
 
 
 def test_demo_with_data_but_without_wandb(tmp_path):

@@ -8,7 +8,7 @@ Run from the repository root::
     python benchmarks/overhead.py --profile shift_every --workloads deep
 
 Writes ``overhead.md``, ``overhead.json`` and PNG figures to ``--out`` (default
-``benchmarks/results``). It reports whether issue 5's targets are met; it never fails on them.
+``benchmarks/results``). It reports whether the overhead targets are met; it never fails on them.
 How the timing is done and how to read the table: ``benchmarks/README.md``.
 """
 

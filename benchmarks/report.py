@@ -21,7 +21,8 @@ from pathlib import Path
 
 MIB = 2**20
 
-#: Issue 5's targets. ``every`` per workload; workloads not listed have none.
+#: The overhead targets (benchmarks/README.md). ``every`` per workload; workloads not listed
+#: have none.
 TARGET_DEFAULT = 1.02
 TARGET_EVERY = {"mlp": 1.25, "cnn": 1.10, "deep": 1.10}
 TARGET_VS_BASELINES = 3.0
@@ -206,7 +207,7 @@ def _ratio_target(workload: str, label: str, summary: dict, target: float) -> di
 
 
 def evaluate_targets(results: dict) -> list[dict]:
-    """One row per target of issue 5 that this run has the numbers for."""
+    """One row per overhead target that this run has the numbers for."""
     rows = []
     for wname, w in results.get("workloads", {}).items():
         s = w["summary"]
@@ -447,7 +448,7 @@ def markdown(results: dict, labels: dict[str, str]) -> str:
     rows = results.get("targets", [])
     if rows:
         lines += [
-            "## Targets (issue 5)",
+            "## Targets",
             "",
             'Reported, not enforced. "spread crosses target": the min-max over rounds contains '
             "the target, so this run cannot tell.",

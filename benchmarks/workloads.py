@@ -6,8 +6,8 @@ over a model-zoo network, fed from a small pool of pre-made random batches. Data
 therefore nearly free and identical for every configuration: what differs between
 configurations is only the monitor.
 
-``WORKLOADS`` are the three of issue 5; :func:`sweep_workload` builds the MLPs of the scaling
-figure.
+``WORKLOADS`` are the three of the overhead targets; :func:`sweep_workload` builds the MLPs of
+the scaling figure.
 """
 
 from __future__ import annotations

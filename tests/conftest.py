@@ -30,3 +30,11 @@ def _wandb_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / ".wandb_cache"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / ".wandb_config"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collect_file(file_path, parent):
+    # --doctest-modules (pytest.ini_options) is for the package's examples: the test modules have
+    # none, and their same-named conftest.py/helpers would clash as doctest modules.
+    outcome = yield
+    outcome.force_result([c for c in outcome.get_result() if type(c).__name__ != "DoctestModule"])

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_demo(tmp_path, *args):
     # `shiftkit demo ...`, the README command, through the console script's entry point
-    cmd = [sys.executable, "-m", "shiftkit.cli", "demo", "--steps", "40", "--every", "10", "--out", str(tmp_path), *args]
+    cmd = [sys.executable, "-m", "shiftkit", "demo", "--steps", "40", "--every", "10", "--out", str(tmp_path), *args]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -41,7 +41,7 @@ def test_demo_prints_most_shifted_table_and_writes_a_run_directory(tmp_path):
 
 def test_demo_rejects_bad_arguments(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "shiftkit.cli", "demo", "--steps", "0", "--out", str(tmp_path)],
+        [sys.executable, "-m", "shiftkit", "demo", "--steps", "0", "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode != 0 and "--steps and --every must be >= 1" in proc.stderr

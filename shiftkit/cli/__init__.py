@@ -1,86 +1,42 @@
-"""The ``shiftkit`` command.
+"""``shiftkit fit|validate|test|predict``: the LightningCLI commands.
 
-``shiftkit fit|validate|test|predict ...`` is a :class:`~lightning.pytorch.cli.LightningCLI`
-(:class:`~shiftkit.cli.fit.ShiftkitCLI`): ``--config`` files, ``--print_config``,
-``--trainer.devices=4 --trainer.strategy=ddp`` all work the Lightning way. ``shiftkit sweep``,
-``shiftkit demo``, ``shiftkit report`` and ``shiftkit workspace`` have their own argparse handlers, routed here by name
-(:data:`SUBCOMMANDS`); to add a command, add its handler there.
+:class:`~shiftkit.cli.fit.ShiftkitCLI` with the shorthands of :mod:`shiftkit.cli.argv`; the
+recipe files it reads (:mod:`shiftkit.cli.recipe`) and the config a run records and is named by
+(:mod:`shiftkit.cli.run_config`). The other commands (``sweep``, ``demo``, ``report``) are
+routed by :mod:`shiftkit.command`, which sits above this package: the sweep may call this
+package's code, never the other way.
 
 Example::
 
     shiftkit fit --config recipes/mnist_fig1.yaml --variant bn
-    shiftkit sweep recipes/lr_multipliers.yaml --jobs 2 --out runs/lr_multipliers
+    python -m shiftkit.cli fit --config recipes/mnist_fig1.yaml   # the same, LightningCLI only
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from shiftkit.extras import MissingExtraError, require
 
-__all__ = ["SUBCOMMANDS", "main"]
-
-
-def _sweep(argv: list[str]) -> int:
-    require("cli", "shiftkit sweep")  # every cell is a `shiftkit fit` run
-    from shiftkit.sweep.command import main as sweep_main
-
-    return sweep_main(argv)
-
-
-def _demo(argv: list[str]) -> int:
-    from shiftkit.demo import main as demo_main
-
-    return demo_main(argv)
-
-
-def _report(argv: list[str]) -> int:
-    require("report", "shiftkit report")
-    from shiftkit.report.cli import main as report_main
-
-    return report_main(argv)
-
-
-def _workspace(argv: list[str]) -> int:
-    require("wandb", "shiftkit workspace", ("wandb", "wandb_workspaces"))
-    from shiftkit.integrations.wandb_workspace import main as workspace_main
-
-    return workspace_main(argv)
-
-
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "sweep": _sweep,
-    "demo": _demo,
-    "report": _report,
-    "workspace": _workspace,
-}
-"""Subcommands with their own argparse handlers: name -> ``handler(argv) -> exit code``, where
-``argv`` is the command line after the subcommand's name. Every other command line goes to
-LightningCLI (``fit``, ``validate``, ``test``, ``predict``, ``--help``...)."""
+__all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``shiftkit`` console script and of ``python -m shiftkit.cli``.
-
-    Args:
-        argv: the arguments after the program name; default ``sys.argv[1:]``.
+    """Run LightningCLI on ``argv`` (default ``sys.argv[1:]``), the shorthands expanded.
 
     Returns:
-        The exit status (LightningCLI's parse errors and ``--help`` exit through ``SystemExit``).
+        0 (LightningCLI's parse errors and ``--help`` exit through ``SystemExit``).
 
     Raises:
-        SystemExit: a command whose extra is not installed, with the one line of
-            :class:`~shiftkit.extras.MissingExtraError` (``pip install 'shiftkit[...]'``).
+        SystemExit: without the ``cli`` extra, the one line of
+            :class:`~shiftkit.extras.MissingExtraError` (``pip install 'shiftkit[cli]'``).
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in SUBCOMMANDS:
-            return SUBCOMMANDS[argv[0]](argv[1:])
         require("cli", "shiftkit fit|validate|test|predict")
-        from shiftkit.cli.fit import run_cli
-
-        run_cli(argv)
     except MissingExtraError as err:
         raise SystemExit(f"shiftkit: {err}") from None
+    from shiftkit.cli.fit import run_cli
+
+    run_cli(list(sys.argv[1:] if argv is None else argv))
     return 0

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
+from shiftkit.cli.recipe import recipe_variants
 
 __all__ = [
     "ArgvError",
@@ -25,7 +25,6 @@ __all__ = [
     "config_paths",
     "expand_argv",
     "overrides_to_args",
-    "recipe_variants",
 ]
 
 CONFIG_FLAGS = ("--config", "-c")
@@ -83,29 +82,6 @@ def config_paths(argv: list[str]) -> list[Path]:
     return paths
 
 
-def _load_yaml(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
-
-
-def recipe_variants(path: str | Path) -> dict[str, dict[str, Any]]:
-    """The named variants (``sweep: variants:``) of a recipe file; ``{}`` if it has none.
-
-    Raises:
-        ArgvError: the section is malformed (naming the file).
-    """
-    data = _load_yaml(Path(path))
-    sweep = data.get("sweep") if isinstance(data, dict) else None
-    variants = sweep.get("variants") if isinstance(sweep, dict) else None
-    if variants is None:
-        return {}
-    if not isinstance(variants, dict) or not all(
-        isinstance(v, dict) or v is None for v in variants.values()
-    ):
-        raise ArgvError(f"{path}: sweep.variants must map variant names to dicts of overrides")
-    return {str(name): dict(v or {}) for name, v in variants.items()}
-
-
 def _data_shorthand(value: str) -> str:
     from shiftkit.data import DATAMODULES
 
@@ -118,6 +94,7 @@ def expand_argv(argv: list[str]) -> list[str]:
 
     Raises:
         ArgvError: ``--variant`` names a variant that the recipe's variants do not have.
+        RecipeError: a ``--config`` file is a malformed recipe (see :mod:`shiftkit.cli.recipe`).
 
     Example:
         >>> expand_argv(["fit", "--data", "digits", "--model.lr=0.1"])

@@ -25,7 +25,6 @@ the classes are instantiated, so a recipe names them once, in the DataModule.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import warnings
@@ -40,38 +39,16 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from shiftkit.cli.argv import ArgvError, expand_argv
 from shiftkit.cli.errors import explain_parse_error
+from shiftkit.cli.recipe import RecipeError
+from shiftkit.cli.run_config import default_run_dir, run_config_hash
 from shiftkit.cli.run_recorder import RunRecorder, forks_workers
 from shiftkit.cli.wandb_setup import make_wandb_logger, resolve_wandb_mode
 from shiftkit.data.base import ArrayDataModule
 from shiftkit.data.errors import DatasetFormatError, DatasetNotFoundError
 from shiftkit.models.classifier import ShiftClassifier
 from shiftkit.monitor import ShiftMonitor
-from shiftkit.records import config_hash
 
-__all__ = [
-    "NOT_HASHED",
-    "ShiftkitCLI",
-    "ConfigResolver",
-    "default_run_dir",
-    "run_cli",
-    "run_config",
-]
-
-NOT_HASHED = (
-    "config",
-    "run_dir",
-    "sweep",
-    "wandb",
-    "wandb_project",
-    "wandb_mode",
-    "trainer.logger",
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-    "trainer.default_root_dir",
-)
-"""Config keys that say where and how a run is recorded or shown, not what it computes: left out
-of the recorded config and of its hash (a run with ``--wandb`` or without a progress bar is the
-same run, and has the same sweep cell id)."""
+__all__ = ["ConfigResolver", "ShiftkitCLI", "run_cli"]
 
 RUN_ARGUMENTS = (
     ("recipe", str | None, None,
@@ -99,58 +76,6 @@ Other commands (their own --help):
   shiftkit demo [--norm batch] [--wandb] ...             a minute of the MNIST net with ShiftMonitor
   shiftkit report RUNS_DIR [-o reports/NAME] ...          claims table, figures, README from runs
 """
-
-
-def _canonical_class_paths(value: Any) -> Any:
-    """Rewrite every ``class_path`` to ``module.QualName`` of the class it imports, so that
-    ``shiftkit.data.DigitsDataModule`` and ``shiftkit.data.digits.DigitsDataModule`` hash alike."""
-    if isinstance(value, list):
-        return [_canonical_class_paths(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    out = {k: _canonical_class_paths(v) for k, v in value.items()}
-    path = out.get("class_path")
-    if isinstance(path, str) and "." in path:
-        module, _, name = path.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-            out["class_path"] = f"{cls.__module__}.{cls.__qualname__}"
-        except (ImportError, AttributeError):
-            pass
-    return out
-
-
-def _drop(config: dict[str, Any], dotted: str) -> None:
-    *parents, leaf = dotted.split(".")
-    node = config
-    for key in parents:
-        node = node.get(key) if isinstance(node, dict) else None
-    if isinstance(node, dict):
-        node.pop(leaf, None)
-
-
-def run_config(config: dict[str, Any], config_files: list[str | os.PathLike] = ()) -> dict[str, Any]:
-    """The config a run records and hashes: the resolved config of one subcommand without the
-    :data:`NOT_HASHED` keys, ``recipe`` and ``variant`` filled in (default: the stem of the first
-    config file, and the model's ``norm``), class paths canonical.
-
-    Args:
-        config: ``cli.config[subcommand].as_dict()``.
-        config_files: the ``--config`` files, in order.
-    """
-    out = _canonical_class_paths(config)
-    for key in NOT_HASHED:
-        _drop(out, key)
-    if not out.get("recipe"):
-        out["recipe"] = Path(config_files[0]).stem if config_files else "adhoc"
-    if not out.get("variant"):
-        out["variant"] = str((out.get("model") or {}).get("norm") or "default")
-    return out
-
-
-def default_run_dir(recipe: str, cfg_hash: str) -> Path:
-    """``runs/<recipe>/<config_hash>`` (relative to the working directory)."""
-    return Path("runs") / recipe / cfg_hash
 
 
 class ShiftkitCLI(LightningCLI):
@@ -236,8 +161,7 @@ class ShiftkitCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self._subconfig()
         files = [str(p) for p in (cfg.get("config") or [])]
-        record_config = run_config(cfg.as_dict(), files)
-        cfg_hash = config_hash(record_config)
+        record_config, cfg_hash = run_config_hash(cfg.as_dict(), files)
         seed = cfg.get("seed_everything")
         self.run_record = {
             "recipe": record_config["recipe"],
@@ -368,8 +292,7 @@ class ConfigResolver:
             raise ValueError(
                 f"seed_everything must be an integer for a reproducible run id, got {seed!r}"
             )
-        record = run_config(cfg.as_dict(), [str(p) for p in (cfg.get("config") or [])])
-        return record, config_hash(record)
+        return run_config_hash(cfg.as_dict(), [str(p) for p in (cfg.get("config") or [])])
 
 
 class _ParseOnlyCLI(ShiftkitCLI):
@@ -418,7 +341,7 @@ def run_cli(argv: list[str]) -> ShiftkitCLI:
     """
     try:
         args = expand_argv(list(argv))
-    except (ArgvError, OSError) as err:
+    except (ArgvError, RecipeError, OSError) as err:
         print(f"shiftkit: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
     with warnings.catch_warnings():

@@ -11,6 +11,7 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from typing_extensions import override
 
 from shiftkit.records import (
     HISTOGRAMS_FILE,
@@ -55,7 +56,7 @@ def monitor_summary(monitor) -> dict[str, Any]:
     ``mean_kl_gauss`` / ``max_kl_gauss`` (mean over measurements of the mean / max over sites of
     ``kl_gauss``, i.e. the logged ``shift/mean_kl_gauss`` / ``shift/max_kl_gauss`` averaged over
     time), ``mean_kl_gauss_above_floor`` (mean of ``kl_gauss - kl_gauss_floor``),
-    ``mean_drift`` (mean), ``mean_drift_max`` (largest); at the last measurement, averaged over
+    ``mean_drift`` (mean), ``mean_drift_max_peak`` (the largest logged ``mean_drift_max``); at the last measurement, averaged over
     the sites where they apply: ``sat_frac_last``, ``dead_frac_last``; and ``per_site``: one dict
     per site from :meth:`~shiftkit.ShiftMonitor.summary`. NaN (not applicable) is written null.
     """
@@ -76,7 +77,7 @@ def monitor_summary(monitor) -> dict[str, Any]:
     if "mean_drift" in frame:
         out["mean_drift"] = frame["mean_drift"].mean()
     if "mean_drift_max" in frame:
-        out["mean_drift_max"] = frame["mean_drift_max"].max()
+        out["mean_drift_max_peak"] = frame["mean_drift_max"].max()
     last = frame[frame["step"] == frame["step"].max()]
     for col in ("sat_frac", "dead_frac"):
         if col in last:
@@ -142,6 +143,7 @@ class RunRecorder(Callback):
         self._waits_for_test = False
 
     # ------------------------------------------------------------------ life cycle
+    @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
@@ -154,6 +156,7 @@ class RunRecorder(Callback):
             for name in (RESULT_FILE, HISTORY_FILE, HISTOGRAMS_FILE):
                 (self.run_dir / name).unlink(missing_ok=True)
 
+    @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # Lightning calls teardown hooks only after a stage that did not raise.
         if not trainer.is_global_zero:
@@ -167,6 +170,7 @@ class RunRecorder(Callback):
             self._waits_for_test = False
             self._write(trainer)
 
+    @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         # A crashed run is not finished (no result.json), but what the monitor measured
         # until then is written, so it is not lost.

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from shiftkit.records.atomic import atomic_write_bytes
 
 
 def default_cache_dir() -> Path:
@@ -28,8 +30,8 @@ def cached_arrays(
 ) -> dict[str, np.ndarray]:
     """Read arrays from the ``.npz`` at ``path``, or ``build()`` them and save them there.
 
-    The file is written to a temporary name in the same directory and renamed into place, so a
-    reader (another rank, another process) sees the whole file or none. An unreadable cache file
+    The file is written atomically (:func:`~shiftkit.records.atomic.atomic_write_bytes`, mode
+    0644), so a reader (another rank, another process, another user) sees the whole file or none. An unreadable cache file
     is rebuilt; an unwritable cache directory only costs a warning.
 
     Args:
@@ -58,14 +60,6 @@ def cached_arrays(
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())

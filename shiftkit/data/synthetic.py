@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 import numpy as np
@@ -96,7 +97,7 @@ class TeacherNetwork:
         widths = [dim] + [hidden] * depth + [num_classes]
         self.weights = [
             rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)
-            for fan_in, fan_out in zip(widths[:-1], widths[1:])
+            for fan_in, fan_out in itertools.pairwise(widths)
         ]
         self.activation = _ACTIVATIONS[activation]
         self.dim = dim
@@ -119,8 +120,9 @@ class TeacherNetwork:
 
 
 class SyntheticDataModule(ArrayDataModule):
-    """Synthetic classification with flat inputs (``input_shape = (dim,)``), generated in
-    milliseconds and identical for a given ``seed``.
+    """Synthetic classification with flat inputs (``input_shape = (dim,)``) or inputs of any
+    given ``shape`` (e.g. CIFAR-10's ``(3, 32, 32)``), generated in milliseconds and
+    identical for a given ``seed``.
 
     Two tasks:
 
@@ -134,7 +136,10 @@ class SyntheticDataModule(ArrayDataModule):
       batches and the same models and metrics apply.
 
     The task (centres / teacher weights) and each split are drawn from separate streams of
-    ``seed``; val and test are fresh samples of the same distribution, not hold-outs.
+    ``seed``; val and test are fresh samples of the same distribution, not hold-outs. With
+    ``shape`` an example is drawn as a flat vector of ``prod(shape)`` values and
+    reshaped: it stands in for a real dataset's images (same shapes, same classes), e.g. to
+    run a paper-scale network for a few steps without its data.
 
     Args:
         task: ``"gaussian_mixture"`` or ``"teacher"``.
@@ -152,6 +157,10 @@ class SyntheticDataModule(ArrayDataModule):
         seed: seed of the task and of the samples.
         shuffle: reshuffle the training split every epoch.
         drop_last: drop the last incomplete training batch.
+        shape: shape of one input (``input_shape``); given, it replaces ``(dim,)`` and ``dim``
+            is unused. (Not named ``input_shape``: that hparam is the model's, linked from
+            this module's attribute, and Lightning refuses shared hparams that differ, as the
+            config's list and the attribute's tuple do.)
 
     Example:
         >>> dm = SyntheticDataModule(num_classes=4, dim=16, batch_size=32)
@@ -160,6 +169,9 @@ class SyntheticDataModule(ArrayDataModule):
         >>> x, y = next(iter(dm.train_dataloader()))
         >>> tuple(x.shape), x.dtype, y.dtype
         ((32, 16), torch.float32, torch.int64)
+        >>> images = SyntheticDataModule(shape=(3, 32, 32), num_train=8, batch_size=4)
+        >>> tuple(next(iter(images.train_dataloader()))[0].shape)
+        (4, 3, 32, 32)
     """
 
     def __init__(
@@ -179,6 +191,7 @@ class SyntheticDataModule(ArrayDataModule):
         seed: int = 0,
         shuffle: bool = True,
         drop_last: bool = False,
+        shape: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -194,10 +207,15 @@ class SyntheticDataModule(ArrayDataModule):
                 f"teacher_activation must be one of {sorted(_ACTIVATIONS)}, "
                 f"got {teacher_activation!r}"
             )
+        if shape is not None:
+            shape = tuple(int(n) for n in shape)
+            if not shape or min(shape) < 1:
+                raise ValueError(f"shape must be sizes >= 1, got {shape}")
+            dim = int(np.prod(shape))
         if num_classes < 2 or dim < 1 or min(num_train, num_val, num_test) < 1:
             raise ValueError("need num_classes >= 2, dim >= 1 and at least 1 example per split")
         self.task = task
-        self.input_shape = (dim,)
+        self.input_shape = shape or (dim,)
         self.num_classes = num_classes
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.class_sep = class_sep
@@ -205,7 +223,7 @@ class SyntheticDataModule(ArrayDataModule):
 
     def make_task(self) -> GaussianMixture | TeacherNetwork:
         """The generating task (mixture centres or teacher weights) for this seed."""
-        dim = self.input_shape[0]
+        dim = int(np.prod(self.input_shape))
         if self.task == "gaussian_mixture":
             return GaussianMixture(self.num_classes, dim, self.class_sep, self.seed)
         hidden, depth, activation = self.teacher
@@ -213,7 +231,8 @@ class SyntheticDataModule(ArrayDataModule):
 
     def _build_datasets(self) -> dict[str, ArrayDataset]:
         task = self.make_task()
-        return {
-            split: ArrayDataset(*task.sample(n, _rng(self.seed, split)))
-            for split, n in self.sizes.items()
-        }
+        datasets = {}
+        for split, n in self.sizes.items():
+            x, y = task.sample(n, _rng(self.seed, split))
+            datasets[split] = ArrayDataset(x.reshape(n, *self.input_shape), y)
+        return datasets

@@ -13,6 +13,19 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from shiftkit.models.norms import convert_sync_batchnorm
+from shiftkit.records.names import (
+    DIVERGED,
+    DIVERGED_STEP,
+    TEST_ACC,
+    TEST_LOSS,
+    TRAIN_ACC,
+    TRAIN_LOSS,
+    VAL_ACC,
+    VAL_LOSS,
+)
+
+#: The logged keys of an evaluation stage: (loss, accuracy).
+_EVAL_KEYS = {"val": (VAL_LOSS, VAL_ACC), "test": (TEST_LOSS, TEST_ACC)}
 from shiftkit.models.zoo import build_model
 
 __all__ = ["LR_SCHEDULES", "OPTIMIZERS", "ShiftClassifier", "lr_factor", "scaled_lr"]
@@ -271,8 +284,8 @@ class ShiftClassifier(L.LightningModule):
             return sum((p * 0).sum() for p in self.parameters())
         self.train_loss(loss, len(y))
         self.train_acc(logits, y)
-        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=True, on_epoch=True)
+        self.log(TRAIN_LOSS, self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log(TRAIN_ACC, self.train_acc, on_step=True, on_epoch=True)
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -293,9 +306,9 @@ class ShiftClassifier(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Identical on every rank (decided together); sync_dist only keeps Lightning from warning.
-        self.log("diverged", float(self.diverged), sync_dist=True)
+        self.log(DIVERGED, float(self.diverged), sync_dist=True)
         if self.diverged:
-            self.log("diverged_step", float(self.diverged_step), sync_dist=True)
+            self.log(DIVERGED_STEP, float(self.diverged_step), sync_dist=True)
 
     def _eval_step(self, batch, stage: str) -> None:
         x, y = batch
@@ -303,8 +316,9 @@ class ShiftClassifier(L.LightningModule):
         loss_metric, acc_metric = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
         loss_metric.update(F.cross_entropy(logits, y), len(y))
         acc_metric.update(logits, y)
-        self.log(f"{stage}/loss", loss_metric, on_step=False, on_epoch=True, prog_bar=True)
-        self.log(f"{stage}/acc", acc_metric, on_step=False, on_epoch=True, prog_bar=True)
+        loss_key, acc_key = _EVAL_KEYS[stage]
+        self.log(loss_key, loss_metric, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(acc_key, acc_metric, on_step=False, on_epoch=True, prog_bar=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -364,12 +378,12 @@ class ShiftClassifier(L.LightningModule):
             return next((self._last_metrics[n] for n in names if n in self._last_metrics), None)
 
         return {
-            "train/loss": last("train/loss_epoch", "train/loss"),
-            "train/acc": last("train/acc_epoch", "train/acc"),
-            "val/loss": last("val/loss"),
-            "val/acc": last("val/acc"),
-            "test/loss": last("test/loss"),
-            "test/acc": last("test/acc"),
+            TRAIN_LOSS: last(f"{TRAIN_LOSS}_epoch", TRAIN_LOSS),
+            TRAIN_ACC: last(f"{TRAIN_ACC}_epoch", TRAIN_ACC),
+            VAL_LOSS: last(VAL_LOSS),
+            VAL_ACC: last(VAL_ACC),
+            TEST_LOSS: last(TEST_LOSS),
+            TEST_ACC: last(TEST_ACC),
             "best_val_acc": self.best_val_acc,
             "target_accuracy": self.hparams.target_accuracy,
             "steps_to_target": self.steps_to_target,

@@ -8,9 +8,11 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
+from typing_extensions import override
 
-from shiftkit.monitor.gradient_ics import BatchLossFn, PeriodicMeasurement
+from shiftkit.monitor.periodic import BatchLossFn, PeriodicMeasurement
 from shiftkit.tracker.probe import ProbeFn
+from shiftkit.monitor.validation import MonitorConfigError, is_positive_number
 from shiftkit.records.names import LANDSCAPE_STATS, landscape_key
 from shiftkit.stats import DEFAULT_MULTIPLIERS, landscape_along_gradient
 
@@ -81,31 +83,30 @@ class LandscapeMonitor(PeriodicMeasurement):
         keep_history: bool = True,
     ):
         super().__init__(every_n_steps, probe_batch, probe_fn, loss_fn, seed, keep_history)
-        if lr is not None and not (
-            isinstance(lr, (int, float))
-            and not isinstance(lr, bool)
-            and math.isfinite(lr)
-            and lr > 0
-        ):
-            raise ValueError(f"LandscapeMonitor: lr must be None or a positive number, got {lr!r}")
+        if lr is not None and not is_positive_number(lr):
+            raise MonitorConfigError(
+                f"LandscapeMonitor: lr must be None or a positive number, got {lr!r}"
+            )
         try:
             multipliers = tuple(float(m) for m in multipliers)
         except (TypeError, ValueError):
-            raise ValueError(
+            raise MonitorConfigError(
                 f"LandscapeMonitor: multipliers must be numbers, got {multipliers!r}"
             ) from None
-        if not multipliers or not all(math.isfinite(m) and m > 0 for m in multipliers):
-            raise ValueError(
+        if not multipliers or not all(is_positive_number(m) for m in multipliers):
+            raise MonitorConfigError(
                 f"LandscapeMonitor: multipliers must be positive numbers, got {multipliers!r}"
             )
         self.lr, self.multipliers = lr, multipliers
 
     @property
+    @override
     def state_key(self) -> str:
         return self._generate_state_key(
             every_n_steps=self.every_n_steps, lr=self.lr, multipliers=self.multipliers
         )
 
+    @override
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:

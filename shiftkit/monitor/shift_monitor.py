@@ -8,8 +8,11 @@ from typing import Any, Literal
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
+from typing_extensions import override
 
 from shiftkit.records.names import GLOBAL_STEP
+from shiftkit.monitor.validation import MonitorConfigError  # noqa: F401 -- registered for ShiftMonitor
+from shiftkit.records.names import DEFAULT_QUANTILES
 from shiftkit.tracker import ShiftTracker
 from shiftkit.tracker.logging import define_shift_metrics, wants_wandb_media
 from shiftkit.tracker.probe import ProbeFn
@@ -20,80 +23,19 @@ from shiftkit.tracker.tracker import DEFAULT_EVERY
 class ShiftMonitor(Callback):
     r"""Measure internal covariate shift: how each layer's input distribution moves between steps.
 
-    Attach it to any LightningModule, with no change to the module::
-
-        trainer = Trainer(callbacks=[ShiftMonitor()])
-
-    Every ``every_n_steps`` optimizer steps it folds the selected layers'
-    inputs of that step's training batch (all micro-batches, all calls of a
-    shared module) into per-unit sufficient statistics and a fixed-edge
-    histogram, on the device, without host syncs inside the hooks. Then, once
-    per measurement, it sums those states across DDP ranks with one
-    ``all_reduce``, compares them with the reference snapshot, reads every
-    number back in one transfer and logs them through the Trainer's loggers.
-    Validation, test and predict forwards are never measured.
-
-    Logged per site (a layer's input is named after the layer; an output gets
-    the suffix ``@out``), as ``shift/{site}/{stat}``:
-
-    * against the reference: ``kl_gauss`` (mean over units of the Gaussian
-      KL(now || reference)), ``kl_gauss_floor`` (the KL two batches of one
-      unchanging distribution would give, from a split-half estimate within the
-      batch; not in probe mode, where the inputs do not change),
-      ``kl_hist``/``js_hist`` (between fixed-edge histograms),
-      ``mean_drift``/``mean_drift_max`` (``|mu - mu_ref| / sigma_ref``, mean/max
-      over units), ``std_log_ratio`` (``log(sigma / sigma_ref)``);
-    * of the current snapshot: ``mean``, ``std``, ``p15``/``p50``/``p85``
-      (from the histogram), ``nonfinite`` (count of NaN/Inf), ``sat_frac``
-      (inputs of sigmoid/tanh beyond the saturation threshold), ``dead_frac``
-      and ``dead_units`` (inputs of ReLU that are <= 0 / units that never fire);
-    * per network: ``shift/mean_kl_gauss`` and ``shift/max_kl_gauss`` over sites.
-
-    The exact definitions are in :mod:`shiftkit.stats.compare`.
-
-    **What a site measures.** The first floating-point tensor among the
-    module's positional, then keyword arguments (for an ``@out`` site: in its
-    output), searched through tuples, lists and dicts. Integer token ids,
-    ``None``, a LSTM's ``(h, c)``, attention weights are skipped, and the monitor
-    says once per site what it measured and what it skipped. A module called
-    several times in one step (shared weights, a recurrent cell) folds every
-    call into one state. Shapes may change between steps (sequence length,
-    image size, a partial last batch) while the number of units stays; a site
-    whose number of units changes (features = sequence length) skips the calls
-    that do not match its first one, with one warning.
-
-    **Mixed precision.** float16/bfloat16 activations (``precision="bf16-mixed"``,
-    ``"16-mixed"``, ``"bf16-true"``, ``"16-true"``) are upcast to float32 before
-    any reduction; per-call sums are accumulated in float64. On CPU, Lightning
-    turns ``"16-mixed"`` into ``"bf16-mixed"`` (with its own warning); float16
-    autocast on CPU runs with ``plugins=[MixedPrecision("16-mixed", "cpu")]``
-    and is measured the same way (checked on torch 2.13 CPU).
-
-    **torch.compile** (checked on torch 2.13 CPU with the ``eager``, ``aot_eager``
-    and ``inductor`` backends, ``fullgraph=True`` included, compiling the
-    LightningModule or a submodule): the numbers equal the uncompiled model's
-    (inductor: to its own float32 rounding, ~1e-6). Dynamo compiles two variants:
-    unmeasured steps with no trace of the monitor, measured steps where each
-    hook copies its tensor (kept until the end of the batch: one extra copy of
-    every monitored activation on measured steps only) instead of breaking the
-    graph. Hooks may be registered before or after the first compiled call;
-    site names leave out ``_orig_mod``. Not checked here: CUDA graphs
-    (``mode="reduce-overhead"``).
-
-    **Faults never stop training.** NaN/±Inf elements are counted in
-    ``nonfinite`` and left out of every other statistic and of the histograms
-    (one warning per site). Statistics are finite or NaN, never Inf: finite
-    inputs beyond ~1e19 overflow float32 squares, and what depends on them is
-    NaN (one warning per site saying so). An error while measuring a site stops
-    that site, an error in a measurement switches the monitor off, a logger
-    whose ``log_metrics`` raises (W&B on a full disk) stops getting the
-    monitor's metrics — each with one warning, never an exception into the
-    training loop. Misuse does raise: at construction (every argument is
-    checked, the message names it and the allowed values) and at ``setup``
-    (nothing matches ``layers``; a single pattern that matches nothing warns).
-    Under DDP, ranks with uneven or empty batches enter the same collectives in
-    the same order. The state (:meth:`state_dict`) holds only tensors, lists,
-    dicts, strings and numbers: checkpoints load with ``weights_only=True``.
+    Attach it to any LightningModule, with no change to the module. Every ``every_n_steps``
+    optimizer steps it folds the selected layers' inputs of the training batch into per-unit
+    sums and a fixed-edge histogram on the device, reduces them across DDP ranks with one
+    ``all_reduce``, compares them with a reference snapshot and logs, per site,
+    ``shift/{site}/{stat}`` (``kl_gauss``, ``kl_gauss_floor``, ``kl_hist``, ``js_hist``,
+    ``mean_drift``, ``mean_drift_max``, ``std_log_ratio``, ``mean``, ``std``, the
+    percentiles, ``hist_outside``, ``sat_frac``, ``dead_frac``, ``dead_units``, ``nonfinite``)
+    plus ``shift/mean_kl_gauss`` and ``shift/max_kl_gauss``, one ``log_metrics`` call per
+    logger. Definitions: :mod:`shiftkit.stats.compare`; names: :mod:`shiftkit.records.names`.
+    What a site measures, mixed precision, ``torch.compile``, faults (which never stop
+    training) and checkpoints: ``docs/shift_monitor.md``. Everything but the Lightning life
+    cycle is done by a :class:`~shiftkit.ShiftTracker` (:attr:`tracker`), which works the same
+    in a plain loop, under Fabric and in the Hugging Face Trainer.
 
     Args:
         layers: which modules to watch: glob patterns on module names
@@ -161,12 +103,19 @@ class ShiftMonitor(Callback):
         probe_seed: seed of the probe forward's random number generators.
 
     Attributes:
+        tracker: the :class:`~shiftkit.ShiftTracker` doing the work; the options and results
+            (:attr:`history`, ``measurements``, ``histogram_history``, ...) are read from it.
         history: a **list of dict rows**, one per (measurement, site): ``step``,
             ``epoch``, ``site`` and every statistic (NaN where it does not
             apply). ``pandas.DataFrame(monitor.history)`` gives a tidy table;
             see also :meth:`history_frame` and :meth:`summary`. Under
             ``ddp_spawn`` the launching process gets no history back: read the
             logger's files instead.
+
+    Raises:
+        MonitorConfigError: at construction, for an argument outside its allowed values (the
+            message names it and them); at ``setup``, when nothing matches ``layers``; when a
+            checkpoint written for other monitored layers is resumed.
 
     Example::
 
@@ -189,7 +138,7 @@ class ShiftMonitor(Callback):
         probe_fn: ProbeFn | None = None,
         probe_baseline: Literal["previous", "initial"] = "previous",
         stats: Sequence[str] | None = None,
-        quantiles: Sequence[float] = (0.15, 0.5, 0.85),
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
         bins: int = 64,
         hist_max_elements: int = 16384,
         saturation_thresholds: dict[str, float] | None = None,
@@ -227,9 +176,27 @@ class ShiftMonitor(Callback):
 
     # ------------------------------------------------------------------ identity
     @property
+    @override
     def state_key(self) -> str:
+        # Every argument that changes what is measured: two monitors of one Trainer that differ
+        # in any of them keep their own checkpoint state (as ModelCheckpoint's key does).
         return self._generate_state_key(
-            layers=repr(self.layers), track=self.track, reference=self.reference
+            layers=repr(self.layers),
+            exclude=repr(self.exclude),
+            track=self.track,
+            every_n_steps=self.every_n_steps,
+            reference=self.reference,
+            probe_baseline=self.probe_baseline,
+            stats=sorted(self.stats),
+            quantiles=self.quantiles,
+            bins=self.bins,
+            hist_max_elements=self.hist_max_elements,
+            saturation_thresholds=sorted(self.saturation_thresholds.items()),
+            noise_floor=self.noise_floor,
+            widen_at=self.widen_at,
+            var_floor=self.var_floor,
+            max_units=self.max_units,
+            probe_seed=self.probe_seed,
         )
 
     @property
@@ -242,6 +209,7 @@ class ShiftMonitor(Callback):
         self.tracker.history = rows
 
     # ---------------------------------------------------------------- life cycle
+    @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
@@ -260,21 +228,25 @@ class ShiftMonitor(Callback):
                 "logged to W&B only (keep_histograms=True keeps them for write_records)"
             )
 
+    @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.tracker.start(pl_module.device)
 
+    @override
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self.tracker.epoch = trainer.current_epoch
         self.tracker.begin_batch(trainer.global_step, batch)
 
+    @override
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         # Under gradient accumulation only the last micro-batch of a step advances global_step.
         self.tracker.end_batch(stepped=trainer.global_step != self.tracker._batch_step)
 
+    @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit":
             self.tracker.close()
@@ -299,7 +271,7 @@ class ShiftMonitor(Callback):
 
         Columns: the mean and last value of ``by`` over measurements, its mean
         excess over the noise floor (``kl_gauss - kl_gauss_floor``), the largest
-        ``mean_drift``, and the last ``mean``/``std``/``sat_frac``/``dead_frac``.
+        ``mean_drift`` over time (``mean_drift_peak``), and the last ``mean``/``std``/``sat_frac``/``dead_frac``.
         """
         return self.tracker.summary(top=top, by=by)
 
@@ -309,10 +281,12 @@ class ShiftMonitor(Callback):
         self.tracker.write_records(run_dir)
 
     # -------------------------------------------------------------- checkpointing
+    @override
     def state_dict(self) -> dict[str, Any]:
         """The monitor's state (the tracker's): tensors, lists, dicts, strings and numbers only,
         so a checkpoint loads with ``torch.load(..., weights_only=True)``."""
         return self.tracker.state_dict()
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.tracker.load_state_dict(state_dict)

@@ -18,13 +18,15 @@ Example:
 
 from __future__ import annotations
 
+import re
+
 SHIFT_PREFIX = "shift/"
 """Prefix of every key the ShiftMonitor logs."""
 
 OUTPUT_SITE_SUFFIX = "@out"
 """Appended to a module name to name its output site (``fc1@out``)."""
 
-STATS = (
+DIVERGENCE_STATS = (
     "kl_gauss",  # per-unit Gaussian KL(now || reference), mean over units
     "kl_gauss_floor",  # the same KL expected from sampling noise alone at this batch size
     "kl_hist",  # KL between the pooled fixed-edge histograms
@@ -32,18 +34,75 @@ STATS = (
     "mean_drift",  # |mu_now - mu_ref| / sigma_ref, mean over units
     "mean_drift_max",  # ... max over units
     "std_log_ratio",  # log(sigma_now / sigma_ref), mean over units
-    "mean",
-    "std",
-    "p15",  # percentiles read from the histogram (Ioffe & Szegedy, Fig. 1)
-    "p50",
-    "p85",
-    "hist_outside",  # share of the histogram outside its range (percentiles there are bounds)
-    "sat_frac",  # fraction of values beyond the saturation threshold (sigmoid/tanh)
-    "dead_frac",  # fraction of values <= 0 (ReLU inputs)
-    "dead_units",  # fraction of units that were <= 0 for every value
-    "nonfinite",  # count of NaN/Inf values
 )
-"""The per-site statistics, in the order the monitor logs them."""
+"""The per-site statistics that compare a snapshot with its reference (NaN until there is one)."""
+
+DEFAULT_QUANTILES = (0.15, 0.5, 0.85)
+"""Percentile levels the monitor reads from each histogram by default (Ioffe & Szegedy, Fig. 1)."""
+
+
+def percentile_name(q: float) -> str:
+    """The statistic that holds percentile level ``q`` of a site's histogram.
+
+    Example:
+        >>> [percentile_name(q) for q in (0.15, 0.5, 0.025)]
+        ['p15', 'p50', 'p2.5']
+    """
+    return f"p{100 * q:g}"
+
+
+def percentile_names(quantiles) -> list[str]:
+    """:func:`percentile_name` of each level: ``(0.15, 0.5, 0.85)`` -> ``["p15", "p50", "p85"]``."""
+    return [percentile_name(q) for q in quantiles]
+
+
+def site_stats(quantiles=DEFAULT_QUANTILES) -> tuple[str, ...]:
+    """Every per-site statistic, in the order the monitor logs them, for percentile levels
+    ``quantiles``.
+
+    Example:
+        >>> site_stats((0.1, 0.9))[7:11]
+        ('mean', 'std', 'p10', 'p90')
+    """
+    return (
+        *DIVERGENCE_STATS,
+        "mean",
+        "std",
+        *percentile_names(quantiles),  # read from the histogram
+        "hist_outside",  # share of the histogram outside its range (percentiles there are bounds)
+        "sat_frac",  # fraction of values beyond the saturation threshold (sigmoid/tanh)
+        "dead_frac",  # fraction of values <= 0 (ReLU inputs)
+        "dead_units",  # fraction of units that were <= 0 for every value
+        "nonfinite",  # count of NaN/Inf values
+    )
+
+
+STATS = site_stats(DEFAULT_QUANTILES)
+"""The per-site statistics at the default percentile levels (:data:`DEFAULT_QUANTILES`), in the
+order the monitor logs them; a percentile of any level in (0, 100) is a valid statistic too
+(:func:`is_stat`)."""
+
+BASE_STATS = site_stats(())
+"""Every per-site statistic but the percentiles, whose names follow the monitor's ``quantiles``."""
+
+_PERCENTILE = re.compile(r"p(\d+(?:\.\d*)?(?:e-?\d+)?)")
+
+
+def is_stat(name: str) -> bool:
+    """Whether ``name`` is a per-site statistic: one of :data:`BASE_STATS` or a percentile
+    ``p<number>`` of a level in (0, 100), as :func:`percentile_name` spells it.
+
+    Example:
+        >>> [is_stat(s) for s in ("kl_gauss", "p10", "p2.5", "p100", "p", "kl")]
+        [True, True, True, False, False, False]
+    """
+    if name in _BASE_SET:
+        return True
+    match = _PERCENTILE.fullmatch(name)
+    return match is not None and 0 < float(match.group(1)) < 100 and percentile_name(
+        float(match.group(1)) / 100
+    ) == name
+
 
 HISTOGRAM_PREFIX = "shift_hist/"
 """Prefix of the per-site ``wandb.Histogram`` keys (``log_histograms=True``)."""
@@ -71,12 +130,10 @@ DIVERGED_STEP = "diverged_step"
 """The global step at which the loss first became non-finite."""
 GLOBAL_STEP = "trainer/global_step"
 """Key Lightning's WandbLogger adds to every W&B log call: the Trainer's global step."""
-EPOCH = "epoch"
-"""Epoch column Lightning adds to logged metrics."""
 STEP = "step"
 """Step column of a Lightning CSVLogger ``metrics.csv``."""
 
-_STAT_SET = frozenset(STATS)
+_BASE_SET = frozenset(BASE_STATS)
 
 
 def shift_key(site: str, stat: str) -> str:
@@ -84,15 +141,18 @@ def shift_key(site: str, stat: str) -> str:
 
     Args:
         site: a module name (``"net.0"``), or ``"{module}@out"`` for its output.
-        stat: one of :data:`STATS`.
+        stat: a statistic (:func:`is_stat`): one of :data:`BASE_STATS` or ``p<number>``.
 
     Raises:
-        ValueError: if ``site`` is empty or ``stat`` is not in :data:`STATS`.
+        ValueError: if ``site`` is empty or ``stat`` is not a statistic.
     """
     if not site:
         raise ValueError("shift_key: site must be a non-empty module name")
-    if stat not in _STAT_SET:
-        raise ValueError(f"shift_key: unknown stat {stat!r}; expected one of {STATS}")
+    if not is_stat(stat):
+        raise ValueError(
+            f"shift_key: unknown stat {stat!r}; expected one of {BASE_STATS} or a percentile "
+            "p<number> (p10 for level 0.1)"
+        )
     return f"{SHIFT_PREFIX}{site}/{stat}"
 
 
@@ -100,13 +160,13 @@ def parse_shift_key(key: str) -> tuple[str, str] | None:
     """Split a per-site shift key into ``(site, stat)``; ``None`` if it is not one.
 
     The inverse of :func:`shift_key`. Network summaries (``shift/mean_kl_gauss``),
-    training metrics and keys whose last component is not in :data:`STATS`
+    training metrics and keys whose last component is not a statistic (:func:`is_stat`)
     (e.g. a histogram someone logged under ``shift/``) give ``None``.
     """
     if not key.startswith(SHIFT_PREFIX):
         return None
     site, sep, stat = key[len(SHIFT_PREFIX) :].rpartition("/")
-    if not sep or not site or stat not in _STAT_SET:
+    if not sep or not site or not is_stat(stat):
         return None
     return site, stat
 
@@ -204,28 +264,15 @@ def parse_grad_ics_key(key: str) -> tuple[str, str] | None:
 
 LANDSCAPE_PREFIX = "landscape/"
 """Prefix of the keys the LandscapeMonitor logs (Santurkar et al. 2018, Fig. 4)."""
-LANDSCAPE_LOSS_RANGE = "landscape/loss_range"
-"""Loss landscape variation: max - min of ``L(x - eta g)`` over the step sizes."""
-LANDSCAPE_LOSS_MIN = "landscape/loss_min"
-"""``min_eta L(x - eta g)`` (lower edge of the band of Fig. 4a)."""
-LANDSCAPE_LOSS_MAX = "landscape/loss_max"
-"""``max_eta L(x - eta g)`` (upper edge of the band of Fig. 4a)."""
-LANDSCAPE_GRAD_PRED_MAX = "landscape/grad_pred_max"
-"""Gradient predictiveness: ``max_eta ||grad L(x) - grad L(x - eta g)||``."""
-LANDSCAPE_GRAD_PRED_MIN = "landscape/grad_pred_min"
-"""``min_eta ||grad L(x) - grad L(x - eta g)||``."""
-LANDSCAPE_BETA_SMOOTH = "landscape/beta_smooth"
-"""Effective beta-smoothness: ``max_eta ||grad L(x) - grad L(x - eta g)|| / ||eta g||``."""
-
 LANDSCAPE_STATS = (
-    "loss_range",
-    "loss_min",
-    "loss_max",
-    "grad_pred_max",
-    "grad_pred_min",
-    "beta_smooth",
+    "loss_range",  # max - min of L(x - eta g) over the step sizes eta (loss landscape variation)
+    "loss_min",  # min_eta L(x - eta g): lower edge of the band of Fig. 4a
+    "loss_max",  # max_eta L(x - eta g): upper edge
+    "grad_pred_max",  # gradient predictiveness: max_eta ||grad L(x) - grad L(x - eta g)||
+    "grad_pred_min",  # min_eta of the same
+    "beta_smooth",  # effective beta-smoothness: max_eta of that change / ||eta g||
 )
-"""The landscape summaries, in the order the LandscapeMonitor logs them."""
+"""The landscape summaries, in the order the LandscapeMonitor logs them (``landscape/{stat}``)."""
 
 
 def landscape_key(stat: str) -> str:
@@ -235,8 +282,8 @@ def landscape_key(stat: str) -> str:
         ValueError: if ``stat`` is not in :data:`LANDSCAPE_STATS`.
 
     Example:
-        >>> landscape_key("beta_smooth") == LANDSCAPE_BETA_SMOOTH
-        True
+        >>> landscape_key("beta_smooth")
+        'landscape/beta_smooth'
     """
     if stat not in LANDSCAPE_STATS:
         raise ValueError(f"landscape_key: unknown stat {stat!r}; expected one of {LANDSCAPE_STATS}")

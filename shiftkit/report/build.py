@@ -130,11 +130,15 @@ def build_report(
         if cohort is None:
             outcomes.append(ClaimOutcome(claim, NOT_RUN))
             continue
-        try:
-            outcomes.append(claim.evaluate(claim, cohort, ctx))
-        except Exception as err:  # one claim's failure must not lose the others
-            traceback.print_exc(file=sys.stderr)
-            outcomes.append(ClaimOutcome(claim, INCONCLUSIVE, notes=[f"evaluation failed: {type(err).__name__}: {err}"]))
+        outcome = _evaluate(claim, claim.evaluate, cohort, ctx)
+        for amendment in claim.amendments:  # beside the pre-registered verdict, never instead of it
+            quiet = Context(**{**ctx.__dict__, "figures": False})
+            outcome.amended.append((amendment, _evaluate(claim, amendment.evaluate, cohort, quiet)))
+        foreign = sorted({f.seed for f in cohort.facts} - set(claim.prereg.seeds))
+        if foreign:
+            outcome.notes.append(f"Runs with seeds outside the pre-registered ones ({', '.join(map(str, foreign))}) "
+                                 "are in these records: a verdict they enter is exploratory, not pre-registered.")
+        outcomes.append(outcome)
         if figures:
             recipe_figures[claim.recipe] = draw_recipe_figures(cohort, claim.generic, ctx)
     other = [r for r in cohorts if r not in CLAIMS_BY_RECIPE]
@@ -153,6 +157,14 @@ def build_report(
     write_meta(out, title, command, runs_dirs, cohorts, outcomes)
     all_figures = [f for o in outcomes for f in o.figures] + [f for fs in recipe_figures.values() for f in fs]
     return ReportResult(out, readme, results_path, outcomes, all_figures, len(all_runs), skipped, cohorts, title, command)
+
+
+def _evaluate(claim, evaluate, cohort: Cohort, ctx: Context) -> ClaimOutcome:
+    try:
+        return evaluate(claim, cohort, ctx)
+    except Exception as err:  # one claim's failure must not lose the others
+        traceback.print_exc(file=sys.stderr)
+        return ClaimOutcome(claim, INCONCLUSIVE, notes=[f"evaluation failed: {type(err).__name__}: {err}"])
 
 
 def default_command(runs_dirs, out: Path, claims) -> str:
@@ -262,11 +274,74 @@ def _relative(path: str, roots: Sequence[Path]) -> str:
     return path
 
 
-def copy_run_records(runs: Sequence[Run], dest: Path) -> None:
-    """Copy the small record files of each run to ``dest/{recipe}/{variant}/seed{seed}/``."""
+SEED_KEY = "seed_everything"
+NAME_KEYS = ("variant", "recipe")
+"""Names, not values: a cell is named by what its config sets, its variant name only as a last resort."""
+
+
+def _flat(config: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}" if key != "init_args" else prefix.rstrip(".")
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{name}." if name else ""))
+        else:
+            out[name] = value if not isinstance(value, list) else tuple(map(str, value))
+    return out
+
+
+def cell_names(runs: Sequence[Run]) -> dict[str, str]:
+    """Each run's record folder, ``{recipe}/{k=v,...}/seed={seed}``: the config values that vary
+    among the runs of its recipe (every grid key and variant override; short names where they are
+    unique), so that no two runs of a grid share a folder.
+
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> runs = [R(path=f"r{i}", result=dict(recipe="c2", seed=s, config=dict(model=dict(norm=n, lr=0.01),
+        ...         seed_everything=s))) for i, (n, s) in enumerate([("none", 1), ("batch", 1), ("none", 2)])]
+        >>> sorted(cell_names(runs).values())
+        ['c2/norm=batch/seed=1', 'c2/norm=none/seed=1', 'c2/norm=none/seed=2']
+    """
+    by_recipe: dict[str, list[Run]] = {}
     for run in runs:
-        res = run.result
-        target = dest / str(res.get("recipe") or "unnamed") / str(res.get("variant") or "default") / f"seed{res.get('seed')}"
+        by_recipe.setdefault(str(run.result.get("recipe") or "unnamed"), []).append(run)
+    names = {}
+    for recipe, group in by_recipe.items():
+        flats = [_flat(r.result.get("config") or {}) for r in group]
+        keys = sorted({k for f in flats for k in f})
+        varying = [k for k in keys if k != SEED_KEY and k not in NAME_KEYS and len({repr(f.get(k)) for f in flats}) > 1]
+        shorts = [k.rsplit(".", 1)[-1] for k in varying]
+        label = {k: (s if shorts.count(s) == 1 else k) for k, s in zip(varying, shorts)}
+        for run, flat in zip(group, flats):
+            cell = ",".join(f"{label[k]}={flat.get(k)}" for k in varying) or str(run.result.get("variant") or "default")
+            names[str(run.path)] = f"{recipe}/{cell}/seed={run.result.get('seed')}"
+    return names
+
+
+def copy_run_records(runs: Sequence[Run], dest: Path) -> None:
+    """Copy the small record files of each run to ``dest/{recipe}/{cell}/seed={seed}/`` (see
+    :func:`cell_names`).
+
+    Raises:
+        FileExistsError: two runs map to one folder, or a folder already holds a different run's
+            record (a record is never overwritten; a folder with this very run is left as it is).
+    """
+    names = cell_names(runs)
+    seen: dict[str, str] = {}
+    for run in runs:
+        rel = names[str(run.path)]
+        if rel in seen:
+            raise FileExistsError(f"runs {seen[rel]} and {run.path} both map to record folder {rel}")
+        seen[rel] = str(run.path)
+    for run in runs:
+        target = dest / names[str(run.path)]
+        existing = target / RESULT_FILE
+        if existing.is_file():
+            old = json.loads(existing.read_text(encoding="utf-8"))
+            if (old.get("config_hash"), old.get("seed")) != (run.result.get("config_hash"), run.result.get("seed")):
+                raise FileExistsError(f"{target} already holds another run's record; not overwriting it")
+            if Path(run.path).resolve() == target.resolve():
+                continue
         target.mkdir(parents=True, exist_ok=True)
         for name in (RESULT_FILE, METRICS_FILE, HISTORY_FILE, HISTOGRAMS_FILE):
             if (Path(run.path) / name).is_file():
@@ -316,13 +391,24 @@ def write_readme(out: Path, title: str, command: str, cohorts: dict[str, Cohort]
     return path
 
 
+def _parallel_runs(cohort: Cohort, cores: int = 2) -> int:
+    """How many of the cohort's runs fit on ``cores`` cores at once (a run of k ranks takes k):
+    the sweep's ``--jobs``, used to estimate its wall time from the runs' own."""
+    world = max((int(r.result.get("world_size") or 1) for r in cohort.runs), default=1)
+    return max(1, cores // world)
+
+
 def write_meta(out: Path, title: str, command: str, runs_dirs, cohorts, outcomes) -> Path:
     """``report.json``: what the index of all reports needs (title, command, recipes, verdicts)."""
     from shiftkit import __version__
 
     meta = dict(title=title, command=command, runs_dirs=[str(d) for d in runs_dirs], recipes=sorted(cohorts),
                 n_runs=sum(len(c.runs) for c in cohorts.values()),
-                claims=[dict(id=o.claim.id, status=o.status, min_seeds=o.min_seeds) for o in outcomes],
+                run_wall_time_s=sum(float(r.result.get("wall_time_s") or 0.0) for c in cohorts.values() for r in c.runs),
+                parallel_runs=min((_parallel_runs(c) for c in cohorts.values()), default=1),
+                claims=[dict(id=o.claim.id, status=o.status, min_seeds=o.min_seeds, prereg=o.claim.prereg.commit,
+                             checks=[dict(name=c.name, passed=c.passed, detail=c.detail) for c in o.checks],
+                             amended=[a.status for _, a in o.amended]) for o in outcomes],
                 shiftkit_version=__version__)  # fmt: skip
     path = out / REPORT_META
     atomic_write_bytes(path, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))

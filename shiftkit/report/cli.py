@@ -1,6 +1,6 @@
 """``shiftkit report``: run records -> reports/NAME/README.md with figures; optionally a W&B Report.
 
-``shiftkit.cli`` dispatches ``shiftkit report ...`` to :func:`main` with the arguments after
+``shiftkit.command`` dispatches ``shiftkit report ...`` to :func:`main` with the arguments after
 ``report``. Exit status: 0 done, 1 failed (message on stderr), 2 bad arguments.
 """
 
@@ -166,8 +166,12 @@ def _update_index(out: Path) -> None:
 
 
 def _wandb(args, result) -> None:
-    from shiftkit.report.wandb_report import (build_wandb_report, parse_wandb_path, save_wandb_report,
-                                              write_report_spec)  # fmt: skip
+    from shiftkit.report.wandb_report import (
+        build_wandb_report,
+        parse_wandb_path,
+        save_wandb_report,
+        write_report_spec,  # fmt: skip
+    )
 
     entity, project = parse_wandb_path(args.wandb_report)
     stats = [s.strip() for s in args.wandb_stats.split(",") if s.strip()]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -85,7 +85,8 @@ class Cohort:
 
 def _variant_key(f: RunFacts) -> tuple:
     rank = NORM_ORDER.index(f.norm) if f.norm in NORM_ORDER else len(NORM_ORDER)
-    return (rank, f.lr_multiplier, f.init_scale, -_nan_to(f.per_device_batch, 0), f.variant)
+    return (_nan_to(f.depth, 0), rank, f.lr_multiplier, f.init_scale, _nan_to(f.init_std, 0),
+            -_nan_to(f.per_device_batch, 0), f.variant)
 
 
 def _nan_to(x: float, default: float) -> float:
@@ -196,14 +197,18 @@ def describe_setup(cohort: Cohort) -> str:
     data = _data_name(cfgs[0]) if cfgs else None
     if data:
         parts.append(f"data {data}")
+    normal_init = {config_value(c, "init") for c in cfgs} == {"normal"}
     for key in keys:
+        if key == "init_std" and not normal_init:
+            continue  # only the normal init reads it: printing it elsewhere misleads
         values = {repr(config_value(c, key)) for c in cfgs}
         if len(values) == 1:
             value = config_value(cfgs[0], key)
             if value is not None:
                 parts.append(f"{key} {value}")
     varied = []
-    for key in ("norm", "lr_multiplier", "init_scale", "ghost_batch_size", "depth", "activation", "batch_size"):
+    for key in ("norm", "lr_multiplier", "init_scale", "init_std", "ghost_batch_size", "depth", "lr", "activation",
+                "batch_size"):
         values = {config_value(c, key) for c in cfgs if isinstance(config_value(c, key), (str, int, float, type(None)))}
         if len(values) > 1:
             ordered = sorted(values, key=lambda v: (v is None, isinstance(v, str), v if not isinstance(v, str) else 0, str(v)))

@@ -13,8 +13,8 @@ no interval (NaN bounds, never "clearly").
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -40,8 +40,8 @@ class Effect:
 
     @property
     def null(self) -> float:
-        """The value of no effect: 0 for a difference, 1 for a ratio."""
-        return 0.0 if self.kind == "difference" else 1.0
+        """The value of no effect: 0 for a difference, 1 for a ratio (a mean has none: NaN)."""
+        return {"difference": 0.0, "ratio": 1.0}.get(self.kind, float("nan"))
 
     @property
     def defined(self) -> bool:
@@ -70,10 +70,14 @@ class Effect:
         """
 
         def f(x: float) -> str:
-            return "n/a" if not math.isfinite(x) else f"{x * (scale if self.kind == 'difference' else 1):.{digits}g}"
+            return "n/a" if not math.isfinite(x) else f"{x * (1 if self.kind == 'ratio' else scale):.{digits}g}"
 
+        if not math.isfinite(self.estimate):
+            return "n/a"
         if self.kind == "ratio":
             return f"{f(self.estimate)}x [{f(self.lo)}, {f(self.hi)}]"
+        if self.kind == "mean":
+            return f"{self.estimate * scale:.{digits}g}{unit} [{self.lo * scale:.{digits}g}, {self.hi * scale:.{digits}g}]"
         est = self.estimate * scale
         sign = "+" if math.isfinite(est) and est >= 0 else ""
         return f"{sign}{f(self.estimate)}{unit} [{f(self.lo)}, {f(self.hi)}]"
@@ -102,7 +106,8 @@ def _effect(kind: str, a: Iterable[float], b: Iterable[float], n_boot: int, leve
         rng = np.random.default_rng(seed)
         stats = op(_boot_means(rng, a, n_boot), _boot_means(rng, b, n_boot))
     tail = (1 - level) / 2
-    lo, hi = np.quantile(stats, [tail, 1 - tail])
+    with np.errstate(invalid="ignore"):  # an infinite ratio (a zero mean below) has no interval
+        lo, hi = np.quantile(stats, [tail, 1 - tail])
     return Effect(kind, estimate, float(lo), float(hi), int(a.size), int(b.size))
 
 
@@ -128,3 +133,24 @@ def ratio(a: Iterable[float], b: Iterable[float], n_boot: int = N_BOOT, level: f
         (2.0, True)
     """
     return _effect("ratio", a, b, n_boot, level, seed)
+
+
+def mean(values: Iterable[float], n_boot: int = N_BOOT, level: float = LEVEL, seed: int = BOOT_SEED) -> Effect:
+    """The mean of one group with a percentile bootstrap interval (kind ``mean``: compare it with a
+    bound, ``above(bound)`` / ``below(bound)``; ``n_b`` is 0).
+
+    Example:
+        >>> e = mean([0.91, 0.93, 0.92, 0.94, 0.90])
+        >>> round(e.estimate, 2), e.above(0.85), e.below(0.85)
+        (0.92, True, False)
+    """
+    a = _finite(values)
+    nan = float("nan")
+    if a.size == 0:
+        return Effect("mean", nan, nan, nan, 0, 0)
+    if a.size < 2:
+        return Effect("mean", float(a.mean()), nan, nan, int(a.size), 0)
+    boot = _boot_means(np.random.default_rng(seed), a, n_boot)
+    tail = (1 - level) / 2
+    lo, hi = np.quantile(boot, [tail, 1 - tail])
+    return Effect("mean", float(a.mean()), float(lo), float(hi), int(a.size), 0)

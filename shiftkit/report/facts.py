@@ -66,6 +66,9 @@ class RunFacts:
     lr: float
     lr_multiplier: float
     init_scale: float
+    init: str
+    init_std: float
+    depth: float
     per_device_batch: float
     global_batch: float
     synced: bool
@@ -193,6 +196,9 @@ def run_facts(run: Run) -> RunFacts:
         lr=_float(config_value(cfg, "lr")),
         lr_multiplier=_float(config_value(cfg, "lr_multiplier"), 1.0),
         init_scale=_float(config_value(cfg, "init_scale"), 1.0),
+        init=str(config_value(cfg, "init") or "default"),
+        init_std=_float(config_value(cfg, "init_std")),
+        depth=_float(config_value(cfg, "depth")),
         per_device_batch=per_device,
         global_batch=global_batch,
         synced=bool(synced),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from shiftkit.report.claims.base import NOT_RUN, ClaimOutcome, Figure, mark
 from shiftkit.report.summary import MIN_SEEDS
 
-TABLE_HEADER = ("Claim", "Paper", "Our setup", "Measured (mean ± sd over seeds, n seeds)", "Reproduced")
+TABLE_HEADER = ("Claim", "Paper", "Our setup", "Measured (mean ± sd over seeds, n seeds; effect [95% interval])",
+                "Reproduced")
 
 
 def cell(text: str) -> str:
@@ -14,12 +15,15 @@ def cell(text: str) -> str:
 
 
 def status_cell(o: ClaimOutcome) -> str:
-    """``**yes**``...; with fewer than MIN_SEEDS seeds it says so."""
+    """``**yes**``...; with fewer than MIN_SEEDS seeds it says so; an amended rule's verdict
+    follows the pre-registered one."""
     if o.status == NOT_RUN:
         return "not run"
     text = f"**{o.status}**"
     if o.few_seeds:
         text += f" ⚠ n={o.min_seeds} < {MIN_SEEDS} seeds"
+    for i, (_, amended) in enumerate(o.amended, start=1):
+        text += f" (pre-registered); amended rule {i}: **{amended.status}**"
     return text
 
 
@@ -55,8 +59,14 @@ def claim_section(o: ClaimOutcome, recipe_figures: list[Figure]) -> str:
     parts += [f"**Our setup** (recipe `{c.recipe}`). {o.setup}", "",
               f"**Reproduced: {o.status}**" + (f" — ⚠ only {o.min_seeds} seed(s) in some group, fewer than "
                                                f"{MIN_SEEDS}: too few to judge." if o.few_seeds else "."), ""]  # fmt: skip
+    parts += [c.prereg.text(), ""]
     if o.checks:
         parts += [f"- {mark(ch.passed)} {ch.name}" + (f" ({ch.detail})" if ch.detail else "") for ch in o.checks]
+        parts.append("")
+    for i, (amendment, amended) in enumerate(o.amended, start=1):
+        parts += [f"**Amended rule {i}: {amended.status}** — found after the runs: {amendment.reason} "
+                  "(the pre-registered verdict above stands beside it).", ""]  # fmt: skip
+        parts += [f"- {mark(ch.passed)} {ch.name}" + (f" ({ch.detail})" if ch.detail else "") for ch in amended.checks]
         parts.append("")
     if o.measured:
         parts += ["Measured:", ""] + [f"- {m}" for m in o.measured] + [""]
@@ -74,11 +84,16 @@ def rules_section(outcomes: list[ClaimOutcome]) -> str:
         return ""
     parts = ["## Decision rules", "",
              "Every claim is decided by the rule below, applied to the records by "
-             "`shiftkit.report.claims` (each rule is the docstring of the module that applies it). "
-             "*Spread* is the sample standard deviation over seeds; \"clearly greater\" means the "
-             "difference of the means exceeds both groups' spreads. **yes**: every check passed; "
-             f"**partly**: some did; **no**: none did; fewer than {MIN_SEEDS} seeds in a compared "
-             "group is flagged in the table.", ""]  # fmt: skip
+             "`shiftkit.report.claims` (each rule is the docstring of the module that applies it, fixed "
+             "in the commit it names before the runs that decide it). An *effect* is the difference or "
+             "ratio of two groups' means over seeds with a 95% percentile-bootstrap interval (10,000 "
+             "resamples of each group, fixed generator seed: `shiftkit.report.effects`); \"clearly\" "
+             "means the interval excludes no effect. With 5 seeds a percentile bootstrap interval is "
+             "somewhat too narrow (its coverage is below 95%), so an interval that only just excludes no "
+             "effect is weak evidence. **yes**: every check passed; **partly**: some did; **no**: none "
+             f"did; fewer than {MIN_SEEDS} seeds in a compared group is flagged in the table.", ""]  # fmt: skip
     for o in outcomes:
-        parts += [f"### {o.claim.id} — {o.claim.title}", "", o.claim.rule, ""]
+        parts += [f"### {o.claim.id} — {o.claim.title}", "", o.claim.prereg.text(), "", o.claim.rule, ""]
+        for i, (amendment, _) in enumerate(o.amended, start=1):
+            parts += [f"**Amended rule {i}** (after the runs; {amendment.reason}):", "", amendment.rule, ""]
     return "\n".join(parts)

@@ -40,8 +40,8 @@ from shiftkit.stats.histogram import (
     edges_from_range,
     finite_extremes,
     histogram_counts,
+    rebin_rows,
     slot_counts,
-    rebin,
     widened,
     strided_subsample,
 )
@@ -51,7 +51,10 @@ from shiftkit.stats.units import FEATURES, as_unit_tensor, num_units
 #: ``all_reduce(tensor, op)`` in place, ``op`` in {"sum", "max"}; None = one process.
 AllReduce = Callable[[Tensor, str], None]
 
-F_COUNT, F_SUM, F_SUMSQ, F_NONFINITE, F_COUNT_H, F_SUM_H, F_SUMSQ_H, F_FLAG = range(len(FIELDS))
+#: Row of each of the :data:`FIELDS` in a snapshot's ``fields``, looked up by name.
+F_COUNT, F_SUM, F_SUMSQ, F_NONFINITE, F_COUNT_H, F_SUM_H, F_SUMSQ_H, F_FLAG = map(
+    FIELDS.index, ("count", "sum", "sumsq", "nonfinite", "count_h", "sum_h", "sumsq_h", "flag")
+)
 
 
 def torch_distributed_all_reduce(tensor: Tensor, op: str) -> None:
@@ -173,13 +176,10 @@ class Snapshot:
         """This snapshot in a newer ``layout``: zero-count columns for units it appended,
         histograms re-binned onto edges it widened (see :func:`~shiftkit.stats.histogram.rebin`)."""
         extra = layout.total_units - self.layout.total_units
-        bins = self.hist.shape[1] - 2
-        hist = self.hist
-        for i in range(hist.shape[0]):
-            old, new = self.layout.edges(i, bins), layout.edges(i, bins)
-            if old is not None and new is not None and old != new:
-                hist = hist.clone() if hist is self.hist else hist
-                hist[i] = rebin(hist[i], old, new)
+        bins, sites = self.hist.shape[1] - 2, range(self.hist.shape[0])
+        hist = rebin_rows(
+            self.hist, [self.layout.edges(i, bins) for i in sites], [layout.edges(i, bins) for i in sites]
+        )
         if extra == 0 and hist is self.hist:
             return self
         pad = self.fields.new_zeros(self.fields.shape[0], extra)
@@ -281,11 +281,9 @@ class ShiftAccumulator:
         self.split_half = split_half
         self.fused = fused
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.layout = Layout.empty(len(self.sites))
         self.dropped: set[int] = set()
         self.never_seen: list[str] = []
         self.shape_mismatch: set[int] = set()
-        self._edges: list[HistogramEdges | None] = [None] * len(self.sites)
         self._shift = torch.zeros(0, device=self.device)
         self._shift_views: dict[int, Tensor] = {}
         self._discovery = _Discovery()
@@ -293,7 +291,17 @@ class ShiftAccumulator:
         self._flag_kind: tuple[Tensor, Tensor] | None = None
         self._deferred: list[tuple[int, Tensor]] = []
         self._group_cache: dict[tuple[int, ...], _GroupColumns] = {}
+        self._set_layout(Layout.empty(len(self.sites)))
         self._alloc()
+
+    def _set_layout(self, layout: Layout) -> None:
+        """The one place the layout changes: its edges, and every cache built on it, follow."""
+        self.layout = layout
+        #: Each site's histogram edges (None until seen), as the layout holds them.
+        self._edges: list[HistogramEdges | None] = [layout.edges(i, self.bins) for i in range(len(self.sites))]
+        self._shift_views.clear()
+        self._flag_kind = None
+        self._group_cache.clear()
 
     # ------------------------------------------------------------------ buffers
     def _alloc(self) -> None:
@@ -305,15 +313,12 @@ class ShiftAccumulator:
 
     def _grow(self, layout: Layout) -> None:
         old_raw, old_hist = self.raw, self.hist
-        self.layout = layout
+        self._set_layout(layout)
         self._alloc()
         self.raw[:, : old_raw.shape[1]] = old_raw
         self.hist.copy_(old_hist)
         pad = torch.zeros(layout.total_units - self._shift.numel(), device=self.device)
         self._shift = torch.cat([self._shift, pad])
-        self._shift_views.clear()
-        self._flag_kind = None
-        self._group_cache.clear()
 
     def _flag_masks(self) -> tuple[Tensor, Tensor]:
         """Per unit: is it a rectifier input, and its saturation threshold (inf if none)."""
@@ -485,8 +490,8 @@ class ShiftAccumulator:
                 continue
             pooled[i] = c_max[i] > self.max_units
             units[i] = 1 if pooled[i] else int(c_max[i])
-            self._edges[i] = edges_from_range(-neg_lo[i], hi[i], self.bins, self.margin)
-            los[i], his[i] = self._edges[i].lo, self._edges[i].hi
+            edges = edges_from_range(-neg_lo[i], hi[i], self.bins, self.margin)
+            los[i], his[i] = edges.lo, edges.hi
             added.append(i)
         if added:
             offsets = self._offsets_after(units, added)
@@ -514,10 +519,9 @@ class ShiftAccumulator:
             return
         lo, hi = list(self.layout.lo), list(self.layout.hi)
         for i in sites:
-            self._edges[i] = widened(self._edges[i], factor)
-            lo[i], hi[i] = self._edges[i].lo, self._edges[i].hi
-        self.layout = Layout(self.layout.units, self.layout.offsets, self.layout.pooled, tuple(lo), tuple(hi))
-        self._group_cache.clear()
+            edges = widened(self._edges[i], factor)
+            lo[i], hi[i] = edges.lo, edges.hi
+        self._set_layout(Layout(self.layout.units, self.layout.offsets, self.layout.pooled, tuple(lo), tuple(hi)))
 
     def _offsets_after(self, units: list[int], added: list[int]) -> list[int]:
         """Offsets with the ``added`` sites appended after the existing columns, in site order."""
@@ -549,14 +553,10 @@ class ShiftAccumulator:
                 f"(checkpoint: {len(state['sites'])} sites, {state['bins']} bins; "
                 f"now: {len(names)} sites, {self.bins} bins)"
             )
-        self.layout = Layout.from_dict(state["layout"])
-        self._edges = [self.layout.edges(i, self.bins) for i in range(len(self.sites))]
         self.dropped = set(state["dropped"])
         self.never_seen = list(state["never_seen"])
         self.discovery_rounds = state["discovery_rounds"]
         self._shift = state["shift"].to(self.device)
-        self._shift_views.clear()
-        self._group_cache.clear()
-        self._flag_kind = None
+        self._set_layout(Layout.from_dict(state["layout"]))
         self._alloc()
 

@@ -47,6 +47,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from shiftkit.records.names import DEFAULT_QUANTILES, DIVERGENCE_STATS, percentile_names
 from shiftkit.stats.accumulator import (
     F_COUNT,
     F_COUNT_H,
@@ -70,14 +71,6 @@ from shiftkit.stats.divergence import (
 )
 from shiftkit.stats.histogram import histogram_percentiles
 from shiftkit.stats.moments import shifted_variance
-
-#: Statistics that need a reference snapshot.
-DIVERGENCE_STATS = ("kl_gauss", "kl_gauss_floor", "kl_hist", "js_hist", "mean_drift", "mean_drift_max", "std_log_ratio")
-
-
-def percentile_names(quantiles: tuple[float, ...]) -> list[str]:
-    """``(0.15, 0.5, 0.85)`` -> ``["p15", "p50", "p85"]`` (``p2.5`` for 0.025)."""
-    return [f"p{100 * q:g}" for q in quantiles]
 
 
 class _Segments:
@@ -126,7 +119,7 @@ def site_statistics(
     ref: Snapshot | None = None,
     *,
     sites: Sequence[SiteSpec] = (),
-    quantiles: tuple[float, ...] = (0.15, 0.5, 0.85),
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
     var_floor_rel: float = 1e-2,
     smoothing: float = HIST_SMOOTHING,
     noise_floor: bool = True,
@@ -138,7 +131,7 @@ def site_statistics(
 
     Returns a dict ``name -> (S,) float64 tensor`` (NaN where a statistic does
     not apply or a site has no data); the names are those of the module
-    docstring. Divergence statistics are NaN when ``ref`` is None;
+    docstring (spelled by :mod:`shiftkit.records.names`). Divergence statistics are NaN when ``ref`` is None;
     ``kl_gauss_floor`` is present only when ``noise_floor``.
     """
     layout = cur.layout

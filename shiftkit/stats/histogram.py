@@ -29,6 +29,7 @@ a subsample, the sampling error of the quantile (see :func:`strided_subsample`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -144,6 +145,27 @@ def rebin(counts: Tensor, old: HistogramEdges, new: HistogramEdges) -> Tensor:
     out[..., 0] += counts[..., 0]
     out[..., -1] += counts[..., -1]
     return out.index_add_(-1, index.to(counts.device), counts[..., 1:-1])
+
+
+def edges_or_none(lo: float, hi: float, bins: int) -> HistogramEdges | None:
+    """``HistogramEdges(lo, hi, bins)``, or None for a site not seen yet (NaN edges)."""
+    return None if math.isnan(lo) or math.isnan(hi) else HistogramEdges(lo, hi, bins)
+
+
+def rebin_rows(
+    counts: Tensor, old: Sequence[HistogramEdges | None], new: Sequence[HistogramEdges | None]
+) -> Tensor:
+    """``(S, bins + 2)`` counts with row ``i`` moved from ``old[i]`` onto ``new[i]`` (:func:`rebin`).
+
+    Rows whose edges are unknown (None) or unchanged stay as they are; ``counts`` itself is
+    returned when no row moved, else a new tensor.
+    """
+    out = counts
+    for i, (a, b) in enumerate(zip(old, new)):
+        if a is not None and b is not None and a != b:
+            out = out.clone() if out is counts else out
+            out[i] = rebin(counts[i], a, b)
+    return out
 
 
 def slot_counts(values: Tensor, lo: Tensor, width: Tensor, slot: Tensor, bins: int, num_slots: int) -> Tensor:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from shiftkit.records.names import LANDSCAPE_STATS
 from shiftkit.stats.accumulator import AllReduce
 from shiftkit.stats.gradient_ics import LossFn, Replay, average_across_ranks, flat, load_flat
 
@@ -125,16 +126,7 @@ class Landscape:
 
     def summary(self) -> dict[str, float]:
         """The summaries by name (``loss_range`` ... ``grad_norm``), in one device-to-host copy."""
-        names = (
-            "loss_range",
-            "loss_min",
-            "loss_max",
-            "grad_pred_max",
-            "grad_pred_min",
-            "beta_smooth",
-            "loss_at_x",
-            "grad_norm",
-        )
+        names = (*LANDSCAPE_STATS, "loss_at_x", "grad_norm")
         return dict(zip(names, torch.stack([getattr(self, n) for n in names]).tolist()))
 
 

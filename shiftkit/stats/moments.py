@@ -1,4 +1,4 @@
-"""Per-unit moment sums of an activation tensor, and a mergeable moment state.
+"""Per-unit moment sums of an activation tensor.
 
 Units are features (the last dimension) for ``Linear``-style tensors and
 channels (dimension 1) for ``Conv``-style tensors, pooled over batch and space
@@ -19,14 +19,13 @@ field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from shiftkit.stats.units import FEATURES, as_unit_tensor, broadcast_units, num_units, reduce_dims
 
-#: Fields of :func:`unit_field_sums`, one row each.
+#: Per-unit fields of a :class:`~shiftkit.stats.accumulator.Snapshot`, one row each
+#: (:func:`fields_from_raw`).
 FIELDS = ("count", "sum", "sumsq", "nonfinite", "count_h", "sum_h", "sumsq_h", "flag")
 
 
@@ -37,7 +36,7 @@ STACKED_REDUCTION_LIMIT = 1 << 16
 
 
 class Scratch:
-    """Reusable memory for the per-call temporaries of :func:`unit_field_sums`.
+    """Reusable memory for the per-call temporaries of :func:`unit_raw_sums`.
 
     Three float32 rows the size of the observed tensor, grown to the largest
     tensor seen and shared by every site of an accumulator. On CPU a fresh
@@ -164,120 +163,19 @@ def fields_from_raw(raw: Tensor, shift: Tensor, counted: Tensor) -> Tensor:
         shift: ``(U,)`` the shift ``K`` of those sums.
         counted: ``(U,)`` :func:`flag_counted` of each unit.
     """
-    nonfinite, dev_sum, dev_sq, nonfinite_h, dev_sum_h, dev_sq_h, flag, elements, elements_h = raw.unbind(0)
-    count, count_h = elements - nonfinite, elements_h - nonfinite_h
-    return torch.stack(
-        [
-            count,
-            dev_sum + count * shift,
-            dev_sq,
-            nonfinite,
-            count_h,
-            dev_sum_h + count_h * shift,
-            dev_sq_h,
-            flag - nonfinite * counted,
-        ]
-    )
-
-
-def unit_field_sums(
-    x: Tensor,
-    unit_dim: int | None = FEATURES,
-    shift: Tensor | None = None,
-    split_half: bool = True,
-    positive: bool = False,
-    beyond: float | None = None,
-    scratch: Scratch | None = None,
-) -> Tensor:
-    """Per-unit sums of ``x`` for every field of :data:`FIELDS`.
-
-    Rows: the number of finite elements, their sum, the sum of ``(x - K)^2`` over
-    finite elements, the number of non-finite elements; the first three again
-    over the first half of dimension 0 (the batch), for the split-half noise
-    floor; and ``flag``: the count of finite elements > 0 (``positive``, ReLU
-    inputs) or with ``|x| > beyond`` (sigmoid/tanh inputs), else 0.
-    (:func:`unit_raw_sums` then :func:`fields_from_raw`, the monitor's path.)
-
-    Returns:
-        float32 tensor of shape ``(len(FIELDS), units)``.
-    """
-    raw = unit_raw_sums(x, unit_dim, shift, split_half, positive, beyond, scratch)
-    k = torch.zeros(raw.shape[1], device=raw.device) if shift is None else shift.float().reshape(-1)
-    return fields_from_raw(raw, k, flag_counted(k, positive, beyond))
-
-
-def unit_moment_sums(x: Tensor, unit_dim: int | None = FEATURES, shift: Tensor | None = None) -> Tensor:
-    """Per-unit ``(count, sum, sum of squares about shift, nonfinite)`` of ``x``.
-
-    Args:
-        x: activation tensor of any floating dtype; see :func:`reduce_dims`.
-        unit_dim: ``-1`` features, ``1`` channels, ``None`` pooled.
-        shift: per-unit shift ``K`` (float32, one value per unit) for the sum of
-            squares; zero when omitted.
-
-    Returns:
-        float32 tensor of shape ``(4, units)``.
-    """
-    return unit_field_sums(x, unit_dim, shift, split_half=False)[:4]
-
-
-@dataclass
-class MomentState:
-    """Mergeable per-unit moments: count, sum, sum of squares about ``shift``, non-finite count.
-
-    All tensors are float64 of shape ``(units,)``. ``a + b`` merges two states
-    over disjoint data (both must use the same shift).
-
-    Example:
-        >>> x = torch.randn(64, 10)
-        >>> whole = MomentState.from_tensor(x)
-        >>> halves = MomentState.from_tensor(x[:32]) + MomentState.from_tensor(x[32:])
-        >>> torch.allclose(whole.var, halves.var)
-        True
-    """
-
-    count: Tensor
-    sum: Tensor
-    sumsq: Tensor
-    nonfinite: Tensor
-    shift: Tensor
-
-    @classmethod
-    def from_tensor(
-        cls, x: Tensor, unit_dim: int | None = FEATURES, shift: Tensor | None = None
-    ) -> MomentState:
-        """The moments of ``x`` (see :func:`unit_moment_sums` for the layout)."""
-        units = num_units(as_unit_tensor(x), unit_dim)
-        if shift is None:
-            shift = torch.zeros(units, device=x.device)
-        sums = unit_moment_sums(x, unit_dim, shift.float()).double()
-        return cls(sums[0], sums[1], sums[2], sums[3], shift.double())
-
-    def __add__(self, other: MomentState) -> MomentState:
-        if not torch.equal(self.shift, other.shift):
-            raise ValueError("MomentState: cannot merge states taken about different shifts")
-        return MomentState(
-            self.count + other.count,
-            self.sum + other.sum,
-            self.sumsq + other.sumsq,
-            self.nonfinite + other.nonfinite,
-            self.shift,
-        )
-
-    @property
-    def mean(self) -> Tensor:
-        """Per-unit mean of the finite elements (NaN where there are none)."""
-        return self.sum / self.count
-
-    @property
-    def var(self) -> Tensor:
-        """Per-unit population variance (divides by n), clamped at 0."""
-        return shifted_variance(self.count, self.sum, self.sumsq, self.shift)
-
-    @property
-    def std(self) -> Tensor:
-        """Per-unit population standard deviation."""
-        return self.var.sqrt()
+    r = dict(zip(RAW_FIELDS, raw.unbind(0)))
+    count, count_h = r["elements"] - r["nonfinite"], r["elements_h"] - r["nonfinite_h"]
+    fields = {
+        "count": count,
+        "sum": r["dev_sum"] + count * shift,
+        "sumsq": r["dev_sq"],
+        "nonfinite": r["nonfinite"],
+        "count_h": count_h,
+        "sum_h": r["dev_sum_h"] + count_h * shift,
+        "sumsq_h": r["dev_sq_h"],
+        "flag": r["flag"] - r["nonfinite"] * counted,
+    }
+    return torch.stack([fields[name] for name in FIELDS])
 
 
 def shifted_variance(count: Tensor, total: Tensor, sumsq_shifted: Tensor, shift: Tensor) -> Tensor:

@@ -2,6 +2,7 @@
 
 * :mod:`~shiftkit.sweep.spec`: the sweep file format (a recipe's ``sweep:`` section) and its cells;
 * :mod:`~shiftkit.sweep.runner`: run cells locally, N at a time, skipping finished ones;
+* :mod:`~shiftkit.sweep.devices`: GPUs for the cells (``--devices-per-cell``);
 * :mod:`~shiftkit.sweep.wandb_export`: the same grid as a W&B sweep file;
 * :mod:`~shiftkit.sweep.command`: the ``shiftkit sweep`` command line.
 
@@ -21,7 +22,15 @@ from shiftkit.sweep.runner import (
     resolve_cells,
     run_cells,
 )
-from shiftkit.sweep.spec import Cell, SweepError, SweepSpec, load_sweep, plan_cells
+from shiftkit.sweep.spec import (
+    Cell,
+    SweepError,
+    SweepSpec,
+    load_sweep,
+    parse_shard,
+    plan_cells,
+    shard_cells,
+)
 from shiftkit.sweep.wandb_export import wandb_sweep_config, write_wandb_sweep
 
 __all__ = [
@@ -33,9 +42,11 @@ __all__ = [
     "cell_command",
     "finished_result",
     "load_sweep",
+    "parse_shard",
     "plan_cells",
     "resolve_cells",
     "run_cells",
+    "shard_cells",
     "wandb_sweep_config",
     "write_wandb_sweep",
 ]

@@ -14,12 +14,15 @@ Cells run in child processes:
 * ``subprocess``: ``python -m shiftkit.cli fit ...``, a fresh interpreter.
 
 Each child gets ``threads`` intra-op threads (``OMP_NUM_THREADS`` and
-``torch.set_num_threads``); a DDP cell on CPU divides them among its ranks. Output goes to
-``OUT/<cell_id>/cell.log``.
+``torch.set_num_threads``); a DDP cell on CPU divides them among its ranks. Given device slots
+(:mod:`~shiftkit.sweep.devices`), a cell runs only when a slot is free and sees only that slot's
+GPUs (``CUDA_VISIBLE_DEVICES``, set in the child before anything initializes CUDA). Output goes
+to ``OUT/<cell_id>/cell.log``.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -27,13 +30,14 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shiftkit.records import RESULT_FILE
 from shiftkit.records.atomic import atomic_write_bytes
+from shiftkit.sweep.devices import DEVICES_ENV
 from shiftkit.sweep.spec import Cell
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "CellOutcome",
     "SweepReport",
     "cell_command",
+    "cell_env",
     "finished_result",
     "resolve_cells",
     "run_cells",
@@ -53,18 +58,22 @@ CELL_LOG = "cell.log"
 FAILED_FILE = "failed.json"
 STATUS_FILE = "sweep.json"
 EXECUTORS = ("fork", "subprocess")
+#: The module whose ``main(argv)`` runs a cell (``python -m`` it in a fresh interpreter); a test
+#: points it at a stand-in that records what the cell was given.
+CELL_MODULE = "shiftkit.cli"
 
 
 @dataclass
 class CellOutcome:
     """What became of one cell: ``status`` is ``done`` (finished before, skipped), ``ok``,
-    ``diverged``, ``failed`` or ``interrupted``."""
+    ``diverged``, ``failed`` or ``interrupted``; ``devices``: the GPUs it ran on (device slots)."""
 
     cell: Cell
     status: str
     seconds: float = 0.0
     result: dict[str, Any] | None = None
     error: str | None = None
+    devices: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -129,11 +138,23 @@ def cell_command(cell: Cell, run_dir: Path) -> list[str]:
     return ["fit", *cell.fit_args, f"--run_dir={run_dir}", "--trainer.enable_progress_bar=false"]
 
 
+def cell_env(threads: int, devices: tuple[str, ...] | None = None) -> dict[str, str]:
+    """The environment variables a cell's process gets on top of the sweep's: its threads and,
+    with a device slot, its GPUs."""
+    env = {"OMP_NUM_THREADS": str(threads)}
+    if devices is not None:
+        env[DEVICES_ENV] = ",".join(devices)
+    return env
+
+
 # ---------------------------------------------------------------------------- child processes
-def _cell_main(args: list[str], log_path: str, threads: int) -> None:
-    """Body of a forked cell: output to the log, own threads, then ``shiftkit`` as if run anew."""
+def _cell_main(args: list[str], log_path: str, env: dict[str, str]) -> None:
+    """Body of a forked cell: its environment, output to the log, own threads, then ``shiftkit``
+    as if run anew."""
     import logging
 
+    # First: CUDA reads CUDA_VISIBLE_DEVICES once, when something first initializes it.
+    os.environ.update(env)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     old = {id(sys.stdout), id(sys.stderr), id(sys.__stdout__), id(sys.__stderr__)}
     sys.stdout.flush()
@@ -152,27 +173,24 @@ def _cell_main(args: list[str], log_path: str, threads: int) -> None:
         for handler in logger.handlers:
             if isinstance(handler, logging.StreamHandler) and id(handler.stream) in old:
                 handler.setStream(sys.stderr)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     # Lightning's ddp launcher re-runs sys.argv in its children: make it this cell's command.
     sys.argv = [sys.argv[0], *args]
-    from shiftkit.cli import main
-
-    sys.exit(main(args))
+    sys.exit(importlib.import_module(CELL_MODULE).main(args))
 
 
 class _Job:
     """A running cell: a forked ``multiprocessing.Process`` or a ``subprocess.Popen``."""
 
-    def __init__(self, args: list[str], log_path: Path, threads: int, executor: str) -> None:
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str], executor: str) -> None:
         self.executor = executor
         if executor == "fork":
             import multiprocessing
 
             self.proc = multiprocessing.get_context("fork").Process(
-                target=_cell_main, args=(args, str(log_path), threads), daemon=False
+                target=_cell_main, args=(args, str(log_path), env), daemon=False
             )
             self.proc.start()
         else:
@@ -180,11 +198,10 @@ class _Job:
 
             root = str(Path(shiftkit.__file__).resolve().parents[1])
             path = os.environ.get("PYTHONPATH")
-            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-            env["PYTHONPATH"] = root + (os.pathsep + path if path else "")
+            env = {**os.environ, **env, "PYTHONPATH": root + (os.pathsep + path if path else "")}
             with open(log_path, "wb") as log:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "shiftkit.cli", *args],
+                    [sys.executable, "-m", CELL_MODULE, *args],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -250,20 +267,22 @@ def _summary(result: dict[str, Any]) -> str:
 def run_cells(
     cells: list[Cell],
     out: str | os.PathLike,
-    jobs: int = 1,
+    jobs: int | None = None,
     threads: int = 1,
     executor: str = "fork",
     progress: bool = True,
     on_cell_done: Callable[[CellOutcome], None] | None = None,
     status_extra: dict[str, Any] | None = None,
     write: Callable[[str], None] | None = None,
+    device_slots: Sequence[Sequence[str]] | None = None,
+    status_name: str = STATUS_FILE,
 ) -> SweepReport:
     """Run the cells not finished yet into ``out/<cell_id>``, ``jobs`` at a time.
 
     Args:
         cells: resolved cells (see :func:`resolve_cells`).
         out: the sweep's output directory.
-        jobs: cells run at once.
+        jobs: cells run at once (default: one per device slot, or 1 without slots).
         threads: intra-op threads per cell.
         executor: ``fork`` or ``subprocess`` (see the module docstring).
         progress: show a progress bar over the cells (tqdm).
@@ -271,6 +290,11 @@ def run_cells(
             ``KeyboardInterrupt`` raised there stops the sweep like Ctrl-C.
         status_extra: more fields for ``out/sweep.json``.
         write: where the one-line-per-cell report goes (default: above the progress bar).
+        device_slots: the GPU sets cells run on (:func:`~shiftkit.sweep.devices.device_slots`):
+            a cell starts when one is free, sees only its GPUs, and frees it when it ends; at
+            most ``min(jobs, len(device_slots))`` cells run at once. None: cells inherit this
+            process's GPUs.
+        status_name: the status file's name in ``out`` (shards of one grid write their own).
 
     Returns:
         The :class:`SweepReport`; a Ctrl-C stops the running cells (they stay unfinished) and
@@ -280,8 +304,22 @@ def run_cells(
 
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    slots = [tuple(s) for s in device_slots] if device_slots is not None else None
+    if slots is not None and not slots:
+        raise ValueError("device_slots is empty: no cell could run")
+    if jobs is None:
+        jobs = len(slots) if slots is not None else 1
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be >= 1, got jobs={jobs}, threads={threads}")
+    if slots is not None:
+        jobs = min(jobs, len(slots))
+        import torch
+
+        if executor == "fork" and torch.cuda.is_initialized():
+            raise ValueError(
+                "CUDA is already initialized in this process, so a forked cell cannot choose "
+                "its GPUs: use executor='subprocess' (--exec subprocess)"
+            )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     total = len(cells)
@@ -306,39 +344,43 @@ def run_cells(
                 "status": outcome.status if outcome else "pending",
                 "command": ["shiftkit", *cell_command(cell, out / cell.cell_id)],
             })  # fmt: skip
-        _write_json(out / STATUS_FILE, {**(status_extra or {}), "cells": rows})
+        _write_json(out / status_name, {**(status_extra or {}), "cells": rows})
 
     bar = tqdm(total=total, initial=total - len(todo), unit="cell", disable=not progress,
                dynamic_ncols=True)  # fmt: skip
     say = write or bar.write
+    gpus = "" if slots is None else f", GPUs {' | '.join(','.join(s) for s in slots[:jobs])}"
     say(f"{len(todo)} of {total} cells to run ({total - len(todo)} finished before), "
-        f"{min(jobs, max(1, len(todo)))} at a time, {threads} thread(s) each -> {out}")  # fmt: skip
+        f"{min(jobs, max(1, len(todo)))} at a time, {threads} thread(s) each{gpus} -> {out}")  # fmt: skip
     status_file()
-    running: dict[int, tuple[_Job, float]] = {}
+    running: dict[int, tuple[_Job, float, int | None]] = {}  # cell -> job, start, slot
+    free = list(range(jobs)) if slots is not None else []  # slot indices, lowest first
     width = len(str(total))
 
-    def finish(i: int, code: int, started: float) -> CellOutcome:
+    def finish(i: int, code: int, started: float, devices) -> CellOutcome:
         cell, run_dir = cells[i], out / cells[i].cell_id
         seconds = time.monotonic() - started
         result = finished_result(run_dir, cell.cell_id)
         if code == 0 and result is not None:
             outcome = CellOutcome(cell, "diverged" if result.get("diverged") else "ok",
-                                  seconds, result)  # fmt: skip
+                                  seconds, result, devices=devices)  # fmt: skip
             line = _summary(result)
         else:
             tail = _log_tail(run_dir / CELL_LOG)
             why = f"exit {code}" if code != 0 else "exit 0 but no result.json"
-            outcome = CellOutcome(cell, "failed", seconds, error=f"{why}: {_error_line(tail)}")
+            outcome = CellOutcome(cell, "failed", seconds, error=f"{why}: {_error_line(tail)}",
+                                  devices=devices)  # fmt: skip
             _write_json(run_dir / FAILED_FILE, {
                 "cell_id": cell.cell_id, "variant": cell.variant, "params": cell.params,
                 "exit_code": code, "error": outcome.error, "log": str(run_dir / CELL_LOG),
                 "log_tail": tail, "command": ["shiftkit", *cell_command(cell, run_dir)],
-                "seconds": seconds,
+                "seconds": seconds, "devices": devices,
             })  # fmt: skip
             line = f"{outcome.error} (log: {run_dir / CELL_LOG})"
         done = sum(1 for o in outcomes.values() if o.status != "pending") + 1
+        on = "" if devices is None else f"GPU {','.join(devices)}, "
         say(f"[{done:>{width}}/{total}] {outcome.status:<8} {cell.cell_id}  {cell.label()}  "
-            f"{line}  ({seconds:.1f} s)")  # fmt: skip
+            f"{line}  ({on}{seconds:.1f} s)")  # fmt: skip
         return outcome
 
     try:
@@ -350,21 +392,27 @@ def run_cells(
                     shutil.rmtree(run_dir)
                 run_dir.mkdir(parents=True)
                 args = cell_command(cells[i], run_dir)
-                running[i] = (_Job(args, run_dir / CELL_LOG, threads, executor), time.monotonic())
+                slot = free.pop(0) if slots is not None else None
+                env = cell_env(threads, slots[slot] if slot is not None else None)
+                job = _Job(args, run_dir / CELL_LOG, env, executor)
+                running[i] = (job, time.monotonic(), slot)
             time.sleep(0.05)
-            for i, (job, started) in list(running.items()):
+            for i, (job, started, slot) in list(running.items()):
                 code = job.exitcode()
                 if code is None:
                     continue
                 del running[i]
-                outcomes[i] = finish(i, code, started)
+                if slot is not None:  # finished or failed, the slot's GPUs are free again
+                    free.append(slot)
+                    free.sort()
+                outcomes[i] = finish(i, code, started, slots[slot] if slot is not None else None)
                 bar.update(1)
                 status_file()
                 if on_cell_done is not None:
                     on_cell_done(outcomes[i])
     except KeyboardInterrupt:
         report.interrupted = True
-        for i, (job, started) in running.items():
+        for i, (job, started, _) in running.items():
             job.stop()
             outcomes[i] = CellOutcome(cells[i], "interrupted", time.monotonic() - started)
         say(f"interrupted: {len(running)} running cell(s) stopped; "

@@ -17,7 +17,9 @@ A cell is ``shiftkit fit --config <file> [scale overrides] [--variant NAME] [gri
 [extra args]``; its id is the :func:`~shiftkit.records.config_hash` of the config it resolves to
 (:class:`~shiftkit.cli.fit.ConfigResolver`), the same hash ``shiftkit fit`` records.
 Cells are ordered seed first (a sweep stopped after a third has every variant at one seed),
-then variant, then the other grid keys in file order.
+then variant, then the other grid keys in file order. A shard ``i/n`` of a grid
+(:func:`shard_cells`) is the cells whose index in that order is ``i`` mod ``n``: shards of one
+grid, planned with the same arguments, are disjoint and together are the whole grid.
 """
 
 from __future__ import annotations
@@ -27,19 +29,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from shiftkit.cli.argv import overrides_to_args
+from shiftkit.cli.recipe import RecipeError, read_recipe
 
-__all__ = ["SEED_KEY", "Cell", "SweepError", "SweepSpec", "load_sweep", "plan_cells"]
+__all__ = [
+    "SEED_KEY",
+    "Cell",
+    "SweepError",
+    "SweepSpec",
+    "load_sweep",
+    "parse_shard",
+    "plan_cells",
+    "shard_cells",
+]
 
 SEED_KEY = "seed_everything"
-SECTION_KEYS = ("grid", "variants", "scales")
 SMALL = "small"
 
-
-class SweepError(ValueError):
-    """A malformed sweep file or request (the message names the file and the key)."""
+SweepError = RecipeError
+"""A malformed sweep file or request (the message names the file and the key): the recipe's
+error, so that ``shiftkit fit`` and ``shiftkit sweep`` report a malformed section alike."""
 
 
 @dataclass(frozen=True)
@@ -91,50 +100,19 @@ class Cell:
         return " ".join(parts)
 
 
-def _mapping(value: Any, what: str, path: Path) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SweepError(f"{path}: {what} must be a mapping, got {type(value).__name__}")
-    return value
-
-
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read a sweep file (a recipe with an optional ``sweep:`` section).
 
     Raises:
         SweepError: unknown keys in the section, grid values that are not non-empty lists,
-            variants that are not mappings, or a key set by both the grid and a variant.
+            variants that are not mappings, or a key set by both the grid and a variant (see
+            :func:`~shiftkit.cli.recipe.read_recipe`, which ``shiftkit fit`` reads it with too).
         FileNotFoundError: no such file.
     """
     path = Path(path).resolve()
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise SweepError(f"{path}: not a recipe (a YAML mapping)")
-    section = _mapping(data.get("sweep"), "sweep", path)
-    unknown = [k for k in section if k not in SECTION_KEYS]
-    if unknown:
-        raise SweepError(
-            f"{path}: unknown key 'sweep.{unknown[0]}'; a sweep section has {', '.join(SECTION_KEYS)}"
-        )
-    grid = {}
-    for key, values in _mapping(section.get("grid"), "sweep.grid", path).items():
-        if not isinstance(values, list) or not values:
-            raise SweepError(f"{path}: sweep.grid.{key} must be a non-empty list of values")
-        grid[str(key)] = values
-    variants = {}
-    for name, overrides in _mapping(section.get("variants"), "sweep.variants", path).items():
-        variants[str(name)] = dict(_mapping(overrides, f"sweep.variants.{name}", path))
-        both = sorted(set(variants[str(name)]) & set(grid))
-        if both:
-            raise SweepError(
-                f"{path}: '{both[0]}' is set by both sweep.grid and sweep.variants.{name}; "
-                "set each key in one place"
-            )
-    scales = {SMALL: {}}
-    for name, overrides in _mapping(section.get("scales"), "sweep.scales", path).items():
-        scales[str(name)] = dict(_mapping(overrides, f"sweep.scales.{name}", path))
-    return SweepSpec(path, str(data.get("recipe") or path.stem), grid, variants, scales)
+    data, section = read_recipe(path)
+    scales = {SMALL: {}, **section.scales}
+    return SweepSpec(path, str(data.get("recipe") or path.stem), section.grid, section.variants, scales)
 
 
 def plan_cells(
@@ -165,7 +143,7 @@ def plan_cells(
     base = ["--config", str(spec.path), *overrides_to_args(spec.scales[scale])]
     variants = list(spec.variants) or [None]
     cells = []
-    seed_values = grid[SEED_KEY] if SEED_KEY in grid else [None]
+    seed_values = grid.get(SEED_KEY, [None])
     rest = [k for k in keys if k != SEED_KEY]
     for seed in seed_values:
         for variant in variants:
@@ -178,3 +156,26 @@ def plan_cells(
                 args += list(extra_args)
                 cells.append(Cell(variant, params, args))
     return cells
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)``, with ``0 <= i < n``.
+
+    Raises:
+        SweepError: not of that form.
+    """
+    index, sep, count = str(text).partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or not 0 <= i < n:
+        raise SweepError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
+    return i, n
+
+
+def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """The cells of shard ``index`` of ``count``: those at positions ``index``, ``index + count``,
+    ... of ``cells`` (the planned order, duplicates dropped, is stable: it depends on the sweep
+    file and the arguments only, not on what has run)."""
+    return cells[index::count]

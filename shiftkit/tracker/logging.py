@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from shiftkit.records.names import (
     shift_key,
 )
 from shiftkit.stats import Snapshot
+from shiftkit.tracker.warnings import rank_zero_warn
 
 #: Statistics whose name starts with this are flags for the monitor, not logged values.
 FLAG_PREFIX = "_"
@@ -105,41 +106,51 @@ def wandb_histograms(records: Iterable[SiteRecord], snap: Snapshot) -> dict[str,
 
 
 def log_measurement(
-    loggers,
-    records: list[SiteRecord],
+    loggers: Iterable[Any],
+    metrics: Mapping[str, float],
     step: int,
-    allowed: frozenset[str],
-    snap: Snapshot | None,
-    on_error: Callable[[Any, Exception], None] | None = None,
-    media: Callable[[], dict[str, Any]] | None = None,
+    failed: set[int],
+    owner: str,
+    wandb_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
-    """One ``log_metrics(metrics, step=step)`` call per logger; W&B loggers (:func:`wants_wandb_media`)
-    also get the histograms when ``snap`` is given, and what ``media()`` returns (made once, only
-    if a W&B logger is there: the heat maps).
+    """Log one measurement of a monitor: one ``log_metrics`` call per logger, NaN values left out.
 
-    ``loggers`` are Lightning loggers or the tracker's own sinks (:class:`FunctionSink`,
-    :class:`WandbRunSink`): anything with ``log_metrics(metrics, step=...)``. A logger that
-    raises (a W&B directory that cannot be written, a full disk) is handed to
-    ``on_error(logger, error)`` and the other loggers still get the metrics; without
-    ``on_error`` the error propagates.
+    The one logging path of the tracker and the monitors (``ShiftTracker``, ``ShiftMonitor``,
+    ``GradientICSMonitor``, ``LandscapeMonitor``). W&B loggers (:func:`wants_wandb_media`) also
+    get ``wandb_extra()`` (histogram objects, heat-map images), built once when the first of them
+    is reached. A logger that raises (a W&B directory that cannot
+    be written, a full disk) gets one warning naming ``owner``; its id joins ``failed`` and it
+    is skipped from then on. The other loggers still get the metrics and the error never
+    reaches the training loop.
+
+    Args:
+        loggers: the Trainer's loggers, or the tracker's destinations (:class:`FunctionSink`,
+            :class:`WandbRunSink`): anything with ``log_metrics(metrics, step=...)``.
+        metrics: ``{key: value}`` of this measurement.
+        step: the step it is logged at.
+        failed: ids of the loggers that raised before (updated in place).
+        owner: the callback's name, for the warning.
+        wandb_extra: more values for W&B loggers only.
     """
-    metrics = measurement_metrics(records, allowed)
-    if not loggers or not metrics:
+    metrics = {k: v for k, v in metrics.items() if not math.isnan(v)}
+    if not metrics:
         return
     extra = None
     for logger in loggers:
+        if id(logger) in failed:
+            continue
         try:
-            if wants_wandb_media(logger) and (snap is not None or media is not None):
-                if extra is None:
-                    extra = wandb_histograms(records, snap) if snap is not None else {}
-                    extra.update(media() if media is not None else {})
+            if wandb_extra is not None and wants_wandb_media(logger):
+                extra = extra if extra is not None else wandb_extra()
                 logger.log_metrics({**metrics, **extra}, step=step)
             else:
                 logger.log_metrics(metrics, step=step)
-        except Exception as err:
-            if on_error is None:
-                raise
-            on_error(logger, err)
+        except Exception as err:  # noqa: BLE001 -- a logger must never be why a run stops
+            failed.add(id(logger))
+            rank_zero_warn(
+                f"{owner}: logging to {type(logger).__name__} failed ({type(err).__name__}: {err}); "
+                "the monitor stops logging to it. Its history and the other loggers are unaffected"
+            )
 
 
 def wants_wandb_media(logger: Any) -> bool:
@@ -176,8 +187,8 @@ class FunctionSink:
 class WandbRunSink:
     """The current W&B run (``wandb.run``): ``wandb.log`` with :data:`SHIFT_STEP` as step metric.
 
-    The keys are declared once (:func:`define_shift_metrics`); ``wandb.log`` is called with the
-    step as a value, not as W&B's ``step=``, so the user's own ``wandb.log`` calls are unaffected.
+    The keys are declared once per run (:func:`define_shift_metrics`); ``wandb.log`` gets the step
+    as a value, not as W&B's ``step=``, so the user's own ``wandb.log`` calls are unaffected.
     """
 
     def __init__(self):

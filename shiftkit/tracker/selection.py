@@ -8,7 +8,9 @@ from typing import Any, Iterable, Sequence, Union
 
 from torch import nn
 
+from shiftkit.records.names import OUTPUT_SITE_SUFFIX
 from shiftkit.stats import CHANNELS, FEATURES, RECTIFIERS, SiteSpec
+from shiftkit.tracker.validation import config_error
 from shiftkit.tracker.warnings import rank_zero_warn
 
 #: A selection pattern: a glob on module names (``"encoder.*"``), a glob on
@@ -68,14 +70,15 @@ def as_patterns(
     """``value`` as a list of patterns.
 
     Raises:
-        ValueError: ``value`` is not a string, a module class, or a list/tuple of them
+        ConfigError: ``value`` is not a string, a module class, or a list/tuple of them
             (the message names ``owner``, the callback, ``argument`` and the allowed forms).
     """
     if value is None:
         return []
     items = [value] if isinstance(value, (str, type)) else value
     if not isinstance(items, (list, tuple)) or not all(_is_pattern(p) for p in items):
-        raise ValueError(
+        raise config_error(
+            owner,
             f"{owner}: {argument} must be a glob string on module names or type names "
             f"('encoder.*', 'Conv*'), an nn.Module subclass, or a list of them; got {value!r}"
         )
@@ -122,7 +125,7 @@ def select_modules(
     Messages start with ``owner``, the callback that selects.
 
     Raises:
-        ValueError: nothing matched; the message names the patterns and lists
+        ConfigError: nothing matched; the message names the patterns and lists
             some of the model's modules.
     """
     include, skip = as_patterns(layers, "layers", owner), as_patterns(exclude, "exclude", owner)
@@ -138,7 +141,8 @@ def select_modules(
     available = ", ".join(f"{n} ({type(m).__name__})" for n, m in modules[:25]) or "no submodules"
     if not chosen:
         tried = f"layers={include!r}" if include else "the default layer types (Linear, Conv*, norms, activations, RNNs)"
-        raise ValueError(
+        raise config_error(
+            owner,
             f"{owner}: no module matched {tried} with exclude={skip!r}. "
             f"Patterns are globs on module names or type names, or module classes. "
             f"The model has: {available}"
@@ -193,5 +197,5 @@ def build_sites(
             )
             sites.append((spec, "in", module))
         if track in ("outputs", "both"):
-            sites.append((SiteSpec(f"{name}@out", layouts[name]), "out", module))
+            sites.append((SiteSpec(name + OUTPUT_SITE_SUFFIX, layouts[name]), "out", module))
     return sites

@@ -9,8 +9,9 @@ def summarize_history(history: list[dict[str, Any]], top: int | None = 10, by: s
     """One row per site from :attr:`ShiftMonitor.history` rows, sorted by the mean of ``by``.
 
     Columns: ``measurements``, ``{by}_mean``, ``{by}_last``, ``above_floor``
-    (mean of ``kl_gauss - kl_gauss_floor``), ``mean_drift_max`` (largest over
-    measurements), and the last ``mean``, ``std``, ``sat_frac``, ``dead_frac``.
+    (mean of ``kl_gauss - kl_gauss_floor``), ``mean_drift_peak`` (the largest ``mean_drift``
+    over measurements; not the logged ``mean_drift_max``, which is the largest over units),
+    and the last ``mean``, ``std``, ``sat_frac``, ``dead_frac``.
     """
     import pandas as pd
 
@@ -30,7 +31,7 @@ def summarize_history(history: list[dict[str, Any]], top: int | None = 10, by: s
         table["above_floor"] = (frame["kl_gauss"] - frame["kl_gauss_floor"]).groupby(frame["site"]).mean()
     for col, how in (("mean_drift", "max"), ("mean", "last"), ("std", "last"), ("sat_frac", "last"), ("dead_frac", "last")):
         if col in frame and frame[col].notna().any():
-            table[f"{col}_{how}" if how == "max" else col] = getattr(groups[col], how)()
+            table[f"{col}_peak" if how == "max" else col] = getattr(groups[col], how)()
     table = table.sort_values(f"{by}_mean", ascending=False, na_position="last")
     table = table.reset_index().rename(columns={"index": "site"})
     return table.head(top) if top is not None else table

@@ -9,13 +9,13 @@ over it (:mod:`shiftkit.monitor.shift_monitor`, :mod:`shiftkit.integrations`).
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from shiftkit.records.names import DEFAULT_QUANTILES, OUTPUT_SITE_SUFFIX, site_stats
 from shiftkit.stats import (
     EDGE_LIMIT,
     SATURATION_THRESHOLDS,
@@ -23,10 +23,10 @@ from shiftkit.stats import (
     SiteSpec,
     Snapshot,
     overflowed,
-    percentile_names,
     site_statistics,
     torch_distributed_all_reduce,
 )
+from shiftkit.stats.histogram import edges_or_none, rebin_rows
 from shiftkit.tracker.hooks import SiteHooks
 from shiftkit.tracker.logging import (
     OVERFLOW_FLAG,
@@ -34,7 +34,9 @@ from shiftkit.tracker.logging import (
     SiteRecord,
     WandbRunSink,
     log_measurement,
+    measurement_metrics,
     records_from_host,
+    wandb_histograms,
 )
 from shiftkit.tracker.probe import (
     ProbeFn,
@@ -52,14 +54,21 @@ from shiftkit.tracker.selection import (
     unit_layouts,
 )
 from shiftkit.tracker.summary import summarize_history
+from shiftkit.tracker.validation import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_quantiles,
+    config_error,
+    is_positive_number,
+)
 from shiftkit.tracker.warnings import rank_zero_warn
 
 TRACKS = ("inputs", "outputs", "both")
 REFERENCES = ("previous", "initial", "probe")
-BASE_STATS = (
-    "kl_gauss", "kl_gauss_floor", "kl_hist", "js_hist", "mean_drift", "mean_drift_max", "std_log_ratio",
-    "mean", "std", "sat_frac", "dead_frac", "dead_units", "nonfinite", "hist_outside",
-)  # fmt: skip
+PROBE_BASELINES = ("previous", "initial")
 #: Measure every this many optimizer steps unless told otherwise (Lightning's log_every_n_steps).
 DEFAULT_EVERY = 50
 
@@ -124,7 +133,7 @@ class ShiftTracker:
         probe_fn: ProbeFn | None = None,
         probe_baseline: Literal["previous", "initial"] = "previous",
         stats: Sequence[str] | None = None,
-        quantiles: Sequence[float] = (0.15, 0.5, 0.85),
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
         bins: int = 64,
         hist_max_elements: int = 16384,
         saturation_thresholds: dict[str, float] | None = None,
@@ -148,96 +157,79 @@ class ShiftTracker:
         self.owner = owner
         as_patterns(layers, "layers", owner)
         as_patterns(exclude, "exclude", owner)
-        _check_choice(owner, "track", track, TRACKS)
-        _check_choice(owner, "reference", reference, REFERENCES)
-        _check_choice(owner, "probe_baseline", probe_baseline, ("previous", "initial"))
-        _check_int(owner, "every_n_steps", every_n_steps, 1)
-        _check_int(owner, "bins", bins, 2)
-        _check_int(owner, "hist_max_elements", hist_max_elements, 1)
-        _check_int(owner, "histogram_every", histogram_every, 1)
-        _check_int(owner, "max_units", max_units, 1)
-        _check_int(owner, "probe_seed", probe_seed, 0)
+        check_choice(owner, "track", track, TRACKS)
+        check_choice(owner, "reference", reference, REFERENCES)
+        check_choice(owner, "probe_baseline", probe_baseline, PROBE_BASELINES)
+        check_int(owner, "every_n_steps", every_n_steps, 1)
+        check_int(owner, "bins", bins, 2)
+        check_int(owner, "hist_max_elements", hist_max_elements, 1)
+        check_int(owner, "histogram_every", histogram_every, 1)
+        check_int(owner, "max_units", max_units, 1)
+        check_int(owner, "probe_seed", probe_seed, 0)
         for name, flag in (
             ("noise_floor", noise_floor), ("log_histograms", log_histograms),
             ("keep_history", keep_history), ("keep_histograms", keep_histograms), ("fused", fused),
         ):  # fmt: skip
-            if not isinstance(flag, bool):
-                raise ValueError(f"{owner}: {name} must be True or False, got {flag!r}")
-        quantiles = _check_quantiles(owner, quantiles)
-        known = BASE_STATS + tuple(percentile_names(quantiles))
+            check_bool(owner, name, flag)
+        quantiles = check_quantiles(owner, quantiles)
+        known = site_stats(quantiles)
         if stats is not None:
             stats = (stats,) if isinstance(stats, str) else stats
             if not isinstance(stats, (list, tuple, set, frozenset)) or not stats:
-                raise ValueError(
-                    f"{owner}: stats must be a non-empty list of names from: {', '.join(known)}; got {stats!r}"
+                raise config_error(
+                    owner,
+                    f"{owner}: stats must be a non-empty list of names from: {', '.join(known)}; "
+                    f"got {stats!r}"
                 )
             unknown = [s for s in stats if s not in known]
             if unknown:
-                raise ValueError(f"{owner}: unknown stats {unknown}; allowed: {', '.join(known)}")
-        thresholds = (
-            dict(SATURATION_THRESHOLDS) if saturation_thresholds is None else saturation_thresholds
-        )
+                raise config_error(owner, f"{owner}: unknown stats {unknown}; allowed: {', '.join(known)}")
+        thresholds = dict(SATURATION_THRESHOLDS) if saturation_thresholds is None else saturation_thresholds
         if not isinstance(thresholds, Mapping):
-            raise ValueError(
+            raise config_error(
+                owner,
                 f"{owner}: saturation_thresholds must be a dict {{activation type name: |x| threshold}}, "
                 f"e.g. {dict(SATURATION_THRESHOLDS)}; got {thresholds!r}"
             )
-        bad = {
-            k: v for k, v in thresholds.items() if not (isinstance(k, str) and _positive_number(v))
-        }
+        bad = {k: v for k, v in thresholds.items() if not (isinstance(k, str) and is_positive_number(v))}
         if bad:
-            raise ValueError(
+            raise config_error(
+                owner,
                 f"{owner}: saturation_thresholds must be positive finite numbers keyed by activation "
                 f"type name (str), got {bad}"
             )
         thresholds = dict(thresholds)
-        if widen_at is not None and not (
-            isinstance(widen_at, (int, float))
-            and not isinstance(widen_at, bool)
-            and 0 < widen_at < 1
-        ):
-            raise ValueError(
-                f"{owner}: widen_at must be a fraction in (0, 1) or None, got {widen_at!r}"
-            )
-        if not (
-            isinstance(var_floor, (int, float))
-            and not isinstance(var_floor, bool)
-            and 0 <= var_floor < 1
-        ):
-            raise ValueError(f"{owner}: var_floor must be a fraction in [0, 1), got {var_floor!r}")
-        if probe_fn is not None and not callable(probe_fn):
-            raise ValueError(f"{owner}: probe_fn must be callable as probe_fn(module, batch)")
+        check_fraction(owner, "widen_at", widen_at, allow_none=True)
+        check_fraction(owner, "var_floor", var_floor, closed_low=True)
+        check_callable(owner, "probe_fn", probe_fn, "probe_fn(module, batch)")
         if reference != "probe" and (probe_batch is not None or probe_fn is not None):
             given = "probe_batch" if probe_batch is not None else "probe_fn"
-            raise ValueError(
+            raise config_error(
+                owner,
                 f"{owner}: {given} is used only with reference='probe', got reference={reference!r}"
             )
-
-        _check_int(owner, "heatmap_every", heatmap_every, 1, allow_none=True)
+        check_int(owner, "heatmap_every", heatmap_every, 1, allow_none=True)
         if not isinstance(wandb, bool):
-            raise ValueError(f"{owner}: wandb must be True or False, got {wandb!r}")
-        if log_fn is not None and not callable(log_fn):
-            raise ValueError(f"{owner}: log_fn must be callable as log_fn(metrics, step)")
+            raise config_error(owner, f"{owner}: wandb must be True or False, got {wandb!r}")
+        check_callable(owner, "log_fn", log_fn, "log_fn(metrics, step)")
         heatmap_stats = (heatmap_stats,) if isinstance(heatmap_stats, str) else tuple(heatmap_stats)
         unknown = [s for s in heatmap_stats if s not in known]
         if unknown:
-            raise ValueError(
+            raise config_error(
+                owner,
                 f"{owner}: unknown heatmap_stats {unknown}; allowed: {', '.join(known)}"
             )
         if wandb:
             from shiftkit.extras import require
 
             require("wandb", f"{owner}(wandb=True)")
+
         self.layers, self.exclude, self.track = layers, exclude, track
         self.every_n_steps, self.reference = every_n_steps, reference
         self.probe_batch, self.probe_fn, self.probe_baseline = probe_batch, probe_fn, probe_baseline
         self.stats = frozenset(stats if stats is not None else known)
         self.quantiles, self.bins, self.hist_max_elements = quantiles, bins, hist_max_elements
-        self.saturation_thresholds, self.noise_floor, self.var_floor = (
-            thresholds,
-            noise_floor,
-            float(var_floor),
-        )
+        self.saturation_thresholds, self.noise_floor, self.var_floor = thresholds, noise_floor, float(var_floor)
         self.log_histograms, self.histogram_every = log_histograms, histogram_every
         self.keep_history, self.max_units, self.probe_seed = keep_history, max_units, probe_seed
         self.keep_histograms, self.fused, self.widen_at = keep_histograms, fused, widen_at
@@ -254,6 +246,7 @@ class ShiftTracker:
         self._acc: ShiftAccumulator | None = None
         self._ref: Snapshot | None = None
         self._probe: Any = None
+        self._every = 1
         self._batch_step = -1
         self._probed_step = -1
         self._pending_state: dict | None = None
@@ -292,7 +285,7 @@ class ShiftTracker:
         """Select the layers of ``model`` and hook them (hooks stay off until a measured step).
 
         Raises:
-            ValueError: nothing in ``model`` matches ``layers`` (the message lists its modules).
+            ConfigError: nothing in ``model`` matches ``layers`` (the message lists its modules).
         """
         model = unwrapped(model)
         selected = select_modules(
@@ -372,7 +365,8 @@ class ShiftTracker:
             return
         if self._probe is None:
             if batch is None:
-                raise ValueError(
+                raise config_error(
+                    self.owner,
                     f"{self.owner}: reference='probe' needs a probe batch: pass probe_batch=... or step(batch=...)"
                 )
             self._probe = detached_copy(batch)
@@ -423,7 +417,7 @@ class ShiftTracker:
         finally:
             self._hooks.active = was
 
-    # ------------------------------------------------------------------- hot path
+
     # ------------------------------------------------------------------- hot path
     def _observe(self, index: int, x: torch.Tensor) -> None:
         if index in self._failed_sites:
@@ -435,10 +429,9 @@ class ShiftTracker:
             # collective, stays the same on all ranks.
             self._failed_sites.add(index)
             self._warn_once(
-                self._sites[index].name,
-                "observe",
-                f"measuring its {{kind}} failed ({_error(err)}); no longer measured",
+                self._sites[index].name, "observe", f"measuring its {{kind}} failed ({_error(err)}); no longer measured"
             )
+
 
     # ------------------------------------------------------------- per measurement
     def _measure(self, step: int) -> None:
@@ -486,22 +479,23 @@ class ShiftTracker:
         self._warn_about(records, step)
         if self.keep_history:
             self.history.extend(r.row(step, self.epoch) for r in records if r.has_data)
-        loggers = [lg for lg in (*self._sinks, *self.loggers) if id(lg) not in self._failed_loggers]
-        media = self._heatmaps if heatmaps else None
-        log_measurement(
-            loggers,
-            records,
-            step,
-            self.stats,
-            snap if log_hist else None,
-            on_error=self._logger_failed,
-            media=media,
-        )
+        extra = self._wandb_media(records, snap if log_hist else None, heatmaps)
+        metrics = measurement_metrics(records, self.stats)
+        log_measurement((*self._sinks, *self.loggers), metrics, step, self._failed_loggers, self.owner, extra)
         if self.keep_histograms:
             self.histogram_history.append(
                 (step, [r.hist for r in records], list(snap.layout.lo), list(snap.layout.hi))
             )
         self._widen_outgrown(records)
+
+    def _wandb_media(self, records, snap: Snapshot | None, heatmaps: bool) -> Callable[[], dict] | None:
+        """What W&B destinations get beyond the scalars: histograms and heat maps, made lazily."""
+        if snap is None and not heatmaps:
+            return None
+        return lambda: {
+            **(wandb_histograms(records, snap) if snap is not None else {}),
+            **(self._heatmaps() if heatmaps else {}),
+        }
 
     def _heatmaps(self) -> dict[str, Any]:
         """The layer x step heat maps of ``heatmap_stats`` over :attr:`history`, as ``wandb.Image``."""
@@ -516,14 +510,6 @@ class ShiftTracker:
 
         return {heatmap_key(s): image(s) for s in self.heatmap_stats}
 
-    def _logger_failed(self, logger: Any, err: Exception) -> None:
-        self._failed_loggers.add(id(logger))
-        rank_zero_warn(
-            f"{self.owner}: logging to {type(logger).__name__} failed ({_error(err)}); the monitor stops "
-            "logging to it. Its history and the other loggers are unaffected (write_records still writes the "
-            "local records)"
-        )
-
     # ------------------------------------------------------------------- results
     def history_frame(self):
         """:attr:`history` as a pandas DataFrame (one row per measurement and site)."""
@@ -536,7 +522,7 @@ class ShiftTracker:
 
         Columns: the mean and last value of ``by`` over measurements, its mean
         excess over the noise floor (``kl_gauss - kl_gauss_floor``), the largest
-        ``mean_drift``, and the last ``mean``/``std``/``sat_frac``/``dead_frac``.
+        ``mean_drift`` over time (``mean_drift_peak``), and the last ``mean``/``std``/``sat_frac``/``dead_frac``.
         """
         return summarize_history(self.history, top=top, by=by)
 
@@ -544,11 +530,7 @@ class ShiftTracker:
         """``(sites, lo, hi)``: each site's in-range histogram edges (NaN if never seen)."""
         layout = self._acc.layout if self._acc is not None else None
         nan = [float("nan")] * len(self._sites)
-        return (
-            self.site_names,
-            list(layout.lo) if layout else nan,
-            list(layout.hi) if layout else nan,
-        )
+        return self.site_names, list(layout.lo) if layout else nan, list(layout.hi) if layout else nan
 
     def write_records(self, run_dir) -> None:
         """Write :attr:`history` (and the histograms, if kept) into a run directory.
@@ -567,16 +549,18 @@ class ShiftTracker:
 
     def _on_final_edges(self, entry, lo: list[float], hi: list[float]) -> list[list[float]]:
         """One measurement's histograms re-binned onto the run's final (widest) edges."""
-        from shiftkit.stats import HistogramEdges, rebin
-
-        step, counts, old_lo, old_hi = entry
-        out = []
-        for c, a, b, new_a, new_b in zip(counts, old_lo, old_hi, lo, hi):
-            if not c or a != a or new_a != new_a or (a, b) == (new_a, new_b):
-                out.append(c)
-                continue
-            old, new = HistogramEdges(a, b, self.bins), HistogramEdges(new_a, new_b, self.bins)
-            out.append(rebin(torch.tensor(c, dtype=torch.float64), old, new).tolist())
+        _, counts, old_lo, old_hi = entry
+        kept = [i for i, c in enumerate(counts) if c]
+        if not kept:
+            return counts
+        moved = rebin_rows(
+            torch.tensor([counts[i] for i in kept], dtype=torch.float64),
+            [edges_or_none(old_lo[i], old_hi[i], self.bins) for i in kept],
+            [edges_or_none(lo[i], hi[i], self.bins) for i in kept],
+        ).tolist()
+        out = list(counts)
+        for row, i in zip(moved, kept):
+            out[i] = row
         return out
 
     def _widen_outgrown(self, records: list[SiteRecord]) -> None:
@@ -618,9 +602,7 @@ class ShiftTracker:
             "measurements": self.measurements,
             "last_measured_step": self.last_measured_step,
             "accumulator": self._acc.state_dict(),
-            "reference": None
-            if self._ref is None or (self.reference == "probe" and probe is None)
-            else self._ref.state_dict(),
+            "reference": None if self._ref is None or (self.reference == "probe" and probe is None) else self._ref.state_dict(),
             "probe": probe,
             "history": list(self.history),
             "histogram_history": [list(entry) for entry in self.histogram_history],
@@ -639,7 +621,8 @@ class ShiftTracker:
     def _restore(self, state: dict, device: torch.device) -> None:
         names = [s.name for s in self._sites]
         if state.get("sites") != names:
-            raise ValueError(
+            raise config_error(
+                self.owner,
                 f"{self.owner}: the checkpoint was written for other monitored layers "
                 f"({len(state.get('sites', []))} sites) than this model has ({len(names)}); "
                 "resume with the same model and the same layers/exclude/track arguments"
@@ -654,7 +637,7 @@ class ShiftTracker:
     def _warn_once(self, site: str, what: str, message: str) -> None:
         if (site, what) not in self._warned:
             self._warned.add((site, what))
-            kind = "output" if site.endswith("@out") else "input"
+            kind = "output" if site.endswith(OUTPUT_SITE_SUFFIX) else "input"
             rank_zero_warn(f"{self.owner}: site '{site}': " + message.format(kind=kind))
 
     def _report_inventories(self) -> None:
@@ -665,23 +648,17 @@ class ShiftTracker:
                 self._no_tensor.add(i)
                 got = f"got {skipped}" if skipped else "got no tensor at all"
                 self._warn_once(
-                    self._sites[i].name,
-                    "no-tensor",
-                    f"its {{kind}} carried no floating-point tensor ({got}); not measured",
+                    self._sites[i].name, "no-tensor", f"its {{kind}} carried no floating-point tensor ({got}); not measured"
                 )
             elif skipped:
                 ((path, what),) = inventory.measured.items()
-                self._warn_once(
-                    self._sites[i].name, "skipped", f"measured {path}: {what}; skipped {skipped}"
-                )
+                self._warn_once(self._sites[i].name, "skipped", f"measured {path}: {what}; skipped {skipped}")
 
     def _warn_about(self, records: list[SiteRecord], step: int) -> None:
         for r in records:
             if r.values.get("nonfinite", 0.0) > 0:
                 self._warn_once(
-                    r.site,
-                    "nonfinite",
-                    "{kind} had non-finite values (counted in 'nonfinite', left out of the statistics)",
+                    r.site, "nonfinite", "{kind} had non-finite values (counted in 'nonfinite', left out of the statistics)"
                 )
             if r.flags.get(OVERFLOW_FLAG):
                 self._warn_once(
@@ -699,11 +676,7 @@ class ShiftTracker:
                     "its percentiles and histogram divergences are coarse for the rest of the run",
                 )
         for i in sorted(self._acc.shape_mismatch):
-            self._warn_once(
-                self._sites[i].name,
-                "shape",
-                "the number of units changed between calls; those calls are skipped",
-            )
+            self._warn_once(self._sites[i].name, "shape", "the number of units changed between calls; those calls are skipped")
 
     def _warn_once_for_missing(self) -> None:
         if self._acc is not None:
@@ -711,9 +684,9 @@ class ShiftTracker:
             explained = self._no_tensor | self._failed_sites
             for i, spec in enumerate(self._sites):
                 if spec.name in self._acc.never_seen and i not in explained:
-                    self._warn_once(
-                        spec.name, "never", "never ran in a measured training step; dropped"
-                    )
+                    self._warn_once(spec.name, "never", "never ran in a measured training step; dropped")
+
+
 
 
 def unwrapped(model: nn.Module) -> nn.Module:
@@ -739,35 +712,3 @@ def is_distributed() -> bool:
 
 def _error(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
-
-
-def _check_choice(owner: str, name: str, value: Any, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{owner}: {name}={value!r} is not one of {', '.join(map(repr, allowed))}")
-
-
-def _positive_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-
-
-def _check_quantiles(owner: str, quantiles: Any) -> tuple[float, ...]:
-    ok = (
-        isinstance(quantiles, (list, tuple))
-        and quantiles
-        and all(
-            isinstance(q, (int, float)) and not isinstance(q, bool) and 0.0 < q < 1.0
-            for q in quantiles
-        )
-    )
-    if not ok:
-        raise ValueError(
-            f"{owner}: quantiles must be levels in (0, 1), a non-empty list such as (0.15, 0.5, 0.85); got {quantiles!r}"
-        )
-    return tuple(float(q) for q in quantiles)
-
-
-def _check_int(owner: str, name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")

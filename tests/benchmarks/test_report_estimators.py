@@ -3,18 +3,9 @@ answer is known: a drift between blocks must cancel out of the measurement's amo
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-# Loaded from its file under its own name: "report" on sys.path would shadow the tests' report package.
-_SPEC = importlib.util.spec_from_file_location(
-    "benchmark_report", Path(__file__).resolve().parents[2] / "benchmarks" / "report.py"
-)
-benchmark_report = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(benchmark_report)
-default_cost_parts = benchmark_report.default_cost_parts
+from benchmarks.report import default_cost_parts
 
 
 def block(config: str, round_index: int, base: float, measured: float | None = None, period: int = 10) -> dict:

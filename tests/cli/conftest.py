@@ -1,36 +1,12 @@
-"""Tiny `shiftkit fit` runs in this process (Lightning is imported once: a fresh `shiftkit`
-process costs ~5-8 s of imports on this machine), one intra-op thread."""
+"""Fixtures of the CLI tests: one config parser per session, the tiny recipe as a file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import yaml
 
-
-#: A run small enough for a test: sklearn's digits, 12 steps, validation at steps 4, 8, 12.
-TINY = {
-    "recipe": "tiny",
-    "seed_everything": 0,
-    "trainer": {
-        "accelerator": "cpu",
-        "devices": 1,
-        "max_steps": 12,
-        "val_check_interval": 4,
-        "check_val_every_n_epoch": None,
-        "log_every_n_steps": 2,
-        "limit_val_batches": 2,
-        "limit_test_batches": 2,
-        "enable_checkpointing": False,
-        "enable_model_summary": False,
-        "enable_progress_bar": False,
-    },
-    "data": {"class_path": "shiftkit.data.DigitsDataModule", "init_args": {"batch_size": 32}},
-    "model": {"arch": "mlp", "depth": 2, "width": 32, "optimizer": "adam", "lr": 0.01,
-              "target_accuracy": 0.5},  # fmt: skip
-    "monitor": {"every_n_steps": 4, "bins": 16},
-}
+from tests.cli.helpers import TINY, write_yaml
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +15,6 @@ def resolver():
     from shiftkit.cli.fit import ConfigResolver
 
     return ConfigResolver()
-
-
-def write_yaml(path: Path, data: dict) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
 
 
 @pytest.fixture
@@ -56,10 +27,3 @@ def tiny_recipe(tmp_path) -> Path:
         "scales": {"paper": {"trainer.max_steps": 50000}},
     }
     return write_yaml(tmp_path / "tiny.yaml", data)
-
-
-def fit(*args: str):
-    """Run `shiftkit fit *args` in this process; returns the ShiftkitCLI."""
-    from shiftkit.cli.fit import run_cli
-
-    return run_cli(["fit", *args])

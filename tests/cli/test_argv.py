@@ -2,9 +2,9 @@
 
 import pytest
 
-from shiftkit.cli import SUBCOMMANDS, main
 from shiftkit.cli.argv import ArgvError, expand_argv, overrides_to_args
 from shiftkit.cli.errors import explain_parse_error
+from shiftkit.command import SUBCOMMANDS, main
 
 
 def test_data_names_expand_to_class_paths():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shiftkit.records import HISTORY_FILE, RESULT_FILE, read_run
-from tests.cli.conftest import TINY, fit, write_yaml
+from tests.cli.helpers import TINY, fit, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ from shiftkit.records import (
     read_wandb_offline_summary,
     wait_for_wandb_run,
 )
-from tests.cli.conftest import TINY, fit, write_yaml
+from tests.cli.helpers import TINY, fit, write_yaml
 
 
 def last(frame: pd.DataFrame, column: str) -> float:

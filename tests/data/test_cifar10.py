@@ -12,7 +12,7 @@ from shiftkit.data.augment import random_crop_flip
 from shiftkit.data.cifar10 import channel_mean_std
 from shiftkit.data.cifar_binary import load_cifar10_binary, read_cifar_batch
 
-from .conftest import cifar_pixel, cifar_record_bytes, write_cifar_dir
+from .helpers import cifar_pixel, cifar_record_bytes, write_cifar_dir
 
 
 def expected_images(first: int, n: int) -> np.ndarray:

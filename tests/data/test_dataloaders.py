@@ -13,12 +13,12 @@ from shiftkit.data import (
     ArrayDataModule,
     Cifar10DataModule,
     DigitsDataModule,
-    MnistDataModule,
     Mnist5kDataModule,
+    MnistDataModule,
     SyntheticDataModule,
 )
 
-from .conftest import write_cifar_dir, write_mnist_dir
+from .helpers import write_cifar_dir, write_mnist_dir
 
 
 @pytest.fixture(params=["mnist5k", "digits", "mnist", "cifar10", "synthetic"])

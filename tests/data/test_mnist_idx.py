@@ -9,7 +9,7 @@ from shiftkit.data import DatasetFormatError, DatasetNotFoundError, MnistDataMod
 from shiftkit.data.idx import read_idx_images, read_idx_labels
 from shiftkit.data.mnist import load_mnist_idx
 
-from .conftest import idx_bytes, write_mnist_dir
+from .helpers import idx_bytes, write_mnist_dir
 
 
 @pytest.mark.parametrize("gz", [False, True])

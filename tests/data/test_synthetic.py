@@ -93,3 +93,16 @@ def test_bad_arguments_are_refused():
         SyntheticDataModule(task="teacher", teacher_activation="sigmoid")
     with pytest.raises(ValueError, match="num_classes >= 2"):
         SyntheticDataModule(num_classes=1)
+
+
+def test_shape_gives_image_shaped_examples_of_the_flat_task():
+    images = built(shape=[3, 4, 5], num_classes=3, num_train=30, num_val=6, num_test=6)
+    flat = built(dim=60, num_classes=3, num_train=30, num_val=6, num_test=6)
+    assert images.input_shape == (3, 4, 5)  # a tuple, as the real image DataModules declare it
+    assert images.datasets["train"].inputs.shape == (30, 3, 4, 5)
+    # The same draws as the flat task of prod(shape) dimensions, only reshaped.
+    np.testing.assert_array_equal(images.datasets["train"].inputs.reshape(30, 60),
+                                  flat.datasets["train"].inputs)  # fmt: skip
+    np.testing.assert_array_equal(images.datasets["val"].targets, flat.datasets["val"].targets)
+    with pytest.raises(ValueError, match=r"shape must be sizes >= 1, got \(3, 0\)"):
+        SyntheticDataModule(shape=[3, 0])

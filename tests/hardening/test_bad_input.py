@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
@@ -22,11 +23,12 @@ from shiftkit.data import (
     MnistDataModule,
 )
 from shiftkit.data.mnist5k import CACHE_NAME, load_mnist5k
+from shiftkit.monitor import MonitorConfigError
 from shiftkit.records import HISTORY_FILE, write_run_result
-from tests.data.conftest import cifar_record_bytes, idx_bytes, write_cifar_dir, write_mnist_dir
-from tests.hardening.conftest import fit, monitor_warnings
+from tests.data.helpers import cifar_record_bytes, idx_bytes, write_cifar_dir, write_mnist_dir
+from tests.hardening.helpers import fit, monitor_warnings
 from tests.hardening.zoo import Classifier, Containers, sequences
-from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
+from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
 GLOB = "must be a glob string on module names or type names ('encoder.*', 'Conv*'), an nn.Module subclass, or a list of them"
 # argument -> [(bad value(s) as kwargs, the message it must get)]
@@ -51,7 +53,7 @@ BAD = {
         ({"stats": ["kl_gaus"]}, "unknown stats ['kl_gaus']; allowed: kl_gauss, kl_gauss_floor, kl_hist, js_hist"),
         ({"stats": []}, "stats must be a non-empty list of names from: kl_gauss"),
         ({"stats": 5}, "stats must be a non-empty list of names from: kl_gauss"),
-        ({"stats": ["p15"], "quantiles": (0.25,)}, ("unknown stats ['p15']; allowed: kl_gauss", "hist_outside, p25")),
+        ({"stats": ["p15"], "quantiles": (0.25,)}, ("unknown stats ['p15']; allowed: kl_gauss", "std, p25, hist_outside")),
     ],
     "quantiles": [
         ({"quantiles": (0.5, 1.5)}, "quantiles must be levels in (0, 1), a non-empty list such as (0.15, 0.5, 0.85); got (0.5, 1.5)"),
@@ -100,14 +102,17 @@ def test_the_table_covers_every_argument():
 def test_bad_arguments_are_refused_at_construction_naming_argument_and_allowed_values(
     kwargs, message
 ):
-    with pytest.raises(ValueError, match=r"^ShiftMonitor: ") as err:
+    # One error type for every misconfiguration: a Lightning MisconfigurationException and a
+    # ValueError.
+    with pytest.raises(MonitorConfigError, match=r"^ShiftMonitor: ") as err:
         ShiftMonitor(**kwargs)
+    assert isinstance(err.value, ValueError) and isinstance(err.value, MisconfigurationException)
     for part in (message,) if isinstance(message, str) else message:
         assert part in str(err.value)
 
 
 PATTERNS = {
-    "no-layer-matches": ({"layers": ["encoder.*"]}, ValueError, r"no module matched layers=\['encoder\.\*'\].*fc1 \(Linear\)"),
+    "no-layer-matches": ({"layers": ["encoder.*"]}, MonitorConfigError, r"no module matched layers=\['encoder\.\*'\].*fc1 \(Linear\)"),
     "one-layer-pattern-matches-nothing": (
         {"layers": ["fc1", "encodr.*"]}, None,
         "ShiftMonitor: layers patterns ['encodr.*'] match no module of the model (a typo?). The model has: fc1 (Linear)",

@@ -1,7 +1,7 @@
 """torch.compile'd models and mixed precision: the monitor measures exactly what eager float32
 statistics of the same activations give.
 
-What works on this torch 2.13 CPU build is stated in the ShiftMonitor docstring; the inductor
+What works is stated in docs/shift_monitor.md (torch.compile, mixed precision); the inductor
 backend is exercised by the slow test (about 30 s of C++ compilation on two cores).
 """
 
@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.plugins import MixedPrecision
 
 from shiftkit import ShiftMonitor
-from tests.hardening.conftest import Capture, assert_pooled_moments, fit, monitor_warnings, rows
+from tests.hardening.helpers import Capture, assert_pooled_moments, fit, monitor_warnings, rows
 from tests.hardening.zoo import Classifier, Containers, sequences
 
 STEPS = 4

@@ -18,8 +18,6 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
-
-from shiftkit.stats.moments import FIELDS, RAW_FIELDS
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from torch import nn
@@ -28,9 +26,10 @@ import shiftkit.tracker.tracker as shift_monitor_module
 from shiftkit import ShiftMonitor
 from shiftkit.records import read_csv_metrics, read_wandb_offline, wait_for_wandb_run
 from shiftkit.stats import ShiftAccumulator, gaussian_kl
-from tests.hardening.conftest import Capture, assert_pooled_moments, fit, monitor_warnings, rows
+from shiftkit.stats.moments import FIELDS, RAW_FIELDS
+from tests.hardening.helpers import Capture, assert_pooled_moments, fit, monitor_warnings, rows
 from tests.hardening.zoo import Classifier, Containers, batches_loader, sequences
-from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
+from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -317,8 +316,7 @@ def test_wandb_failing_to_write_is_one_warning_and_local_records_are_kept(
     monitor, messages, csv = wandb_fit(tmp_path, tmp_path)
     assert messages == [
         "ShiftMonitor: logging to WandbLogger failed (OSError: [Errno 28] No space left on device); the monitor "
-        "stops logging to it. Its history and the other loggers are unaffected (write_records still writes the "
-        "local records)"
+        "stops logging to it. Its history and the other loggers are unaffected"
     ]
     assert_local_records(monitor, csv, tmp_path)
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from shiftkit import ShiftMonitor
-from tests.hardening.conftest import Capture, assert_pooled_moments, fit, monitor_warnings, rows
+from tests.hardening.helpers import Capture, assert_pooled_moments, fit, monitor_warnings, rows
 from tests.hardening.zoo import (
     CellLoop,
     Classifier,

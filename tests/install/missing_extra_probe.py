@@ -13,7 +13,7 @@ out = Path(sys.argv[1])
 
 
 def cli(*argv):
-    from shiftkit.cli import main
+    from shiftkit.command import main
 
     return lambda: main(list(argv))
 

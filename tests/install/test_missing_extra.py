@@ -68,7 +68,7 @@ def test_demo_with_data_but_without_wandb(tmp_path):
 
 
 def test_the_command_prints_one_line_and_no_traceback(tmp_path):
-    code = "from shiftkit.cli import main; raise SystemExit(main(['report', 'runs']))"
+    code = "from shiftkit.command import main; raise SystemExit(main(['report', 'runs']))"
     proc = subprocess.run(
         [sys.executable, str(HERE / "without_extras.py"), "report", "-c", code],
         cwd=REPO,

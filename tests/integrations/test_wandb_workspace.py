@@ -88,7 +88,7 @@ def test_other_step_metric_and_stats_and_bad_stat():
 
 def test_command_writes_the_spec_offline(tmp_path):
     out = tmp_path / "view.json"
-    cmd = [sys.executable, "-m", "shiftkit.cli", "workspace", "team/proj", "--stats", "kl_gauss", "dead_frac",
+    cmd = [sys.executable, "-m", "shiftkit", "workspace", "team/proj", "--stats", "kl_gauss", "dead_frac",
            "--spec-out", str(out)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO, check=False, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -99,7 +99,7 @@ def test_command_writes_the_spec_offline(tmp_path):
         "shift: kl_gauss",
         "shift: dead_frac",
     ]
-    bad = subprocess.run([sys.executable, "-m", "shiftkit.cli", "workspace", "team"], cwd=REPO, check=False,
+    bad = subprocess.run([sys.executable, "-m", "shiftkit", "workspace", "team"], cwd=REPO, check=False,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 1 and "expected ENTITY/PROJECT, got 'team'" in bad.stderr
 

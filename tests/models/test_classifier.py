@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from shiftkit.models import ShiftClassifier
 from shiftkit.models.classifier import lr_factor, scaled_lr
+from tests.monitor.helpers import trainer
 
 
 def _blobs(n=64, dim=8, classes=4, seed=0):
@@ -20,18 +21,7 @@ def _blobs(n=64, dim=8, classes=4, seed=0):
 
 
 def _trainer(max_steps, callbacks=(), **kw):
-    return L.Trainer(
-        max_steps=max_steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=list(callbacks),
-        **kw,
-    )
+    return trainer(max_steps=max_steps, callbacks=list(callbacks), **kw)
 
 
 def _mlp(**kw):

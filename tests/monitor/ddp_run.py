@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
 import shiftkit.tracker.tracker as shift_monitor_module  # noqa: E402
 from shiftkit import ShiftMonitor  # noqa: E402
-from tests.monitor.conftest import OffsetNet, loader, standardized  # noqa: E402
+from tests.monitor.helpers import OffsetNet, loader, standardized  # noqa: E402
 
 
 class SameOrder(pl.LightningDataModule):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from shiftkit import ShiftMonitor
-from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
+from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
 
 def measured_steps(monitor, site="fc1"):

@@ -20,8 +20,8 @@ from shiftkit.tracker.probe import detached_copy
 from shiftkit.records import read_csv_metrics
 from shiftkit.records.names import GRAD_ICS_STATS, grad_ics_key
 from shiftkit.stats import gradient_ics, parameter_snapshot
-from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
 from tests.monitor.ddp_run import SameOrder
+from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -257,7 +257,7 @@ class DumpHistories(pl.Callback):
 
 def _ddp_main(out: str) -> None:
     """Two ddp_fork ranks of batch 8; each dumps the monitors' histories."""
-    import shiftkit.monitor.gradient_ics as module
+    import shiftkit.monitor.periodic as module
 
     torch.set_num_threads(1)
     counter, inner = [0], module.torch_distributed_all_reduce

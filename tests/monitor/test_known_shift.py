@@ -5,7 +5,7 @@ import math
 import pytest
 
 from shiftkit import ShiftMonitor
-from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
+from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
 DELTA, SHIFT_STEP, N = 0.8, 4, 64
 

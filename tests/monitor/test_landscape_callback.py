@@ -12,7 +12,7 @@ from shiftkit.tracker.probe import detached_copy
 from shiftkit.records import read_csv_metrics
 from shiftkit.records.names import LANDSCAPE_STATS, landscape_key
 from shiftkit.stats import landscape_along_gradient
-from tests.monitor.conftest import OffsetNet
+from tests.monitor.helpers import OffsetNet
 from tests.monitor.test_gradient_ics_callback import fit
 
 

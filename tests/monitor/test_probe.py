@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from shiftkit import ShiftMonitor
-from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
+from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
 
 def fit(monitor, lr, seed=0, steps=6, **model_kwargs):

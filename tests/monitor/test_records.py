@@ -5,7 +5,7 @@ import pytest
 
 from shiftkit import ShiftMonitor
 from shiftkit.records import read_run, write_run_result
-from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
+from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
 
 def test_write_records_round_trip(tmp_path):

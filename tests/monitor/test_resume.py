@@ -6,7 +6,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from shiftkit import ShiftMonitor
-from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
+from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
 STEPS_PER_EPOCH, EPOCHS = 4, 4
 

@@ -5,7 +5,7 @@ import pytest
 
 from shiftkit import ShiftMonitor
 from shiftkit.records import read_wandb_offline, wait_for_wandb_run
-from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
+from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
 
 def test_offline_wandb_run_holds_the_monitor_values(tmp_path):

@@ -1,13 +1,13 @@
 """A layer input that outgrows its warm-up range: the range doubles, percentiles stay values."""
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-import lightning.pytorch as pl
 from shiftkit import ShiftMonitor
-from tests.monitor.conftest import loader, standardized, trainer
+from tests.monitor.helpers import loader, standardized, trainer
 
 GROWTH = 12.0
 

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shiftkit.records import SHIFT_MEAN_KL_GAUSS, shift_key
-
-MAX_STEPS = 6
+from tests.records.helpers import MAX_STEPS, known_shift_metrics
 
 
 @pytest.fixture(scope="session")
@@ -38,16 +36,6 @@ def wandb_sandbox(tmp_path, offline_wandb):
     """A tmp_path under which offline W&B writes everything (see ``offline_wandb``)."""
     with offline_wandb(tmp_path):
         yield tmp_path
-
-
-def known_shift_metrics(step: int) -> dict[str, float]:
-    """Values a callback logs at ``step``: not exact in decimal, sites with dots, @out, slashes."""
-    return {
-        shift_key("fc1", "kl_gauss"): step / 3,
-        shift_key("net.0@out", "std_log_ratio"): -0.1 * step,
-        shift_key("enc/block.1", "p50"): 1e-7 * step**2,
-        SHIFT_MEAN_KL_GAUSS: step / 7,
-    }
 
 
 @pytest.fixture

@@ -8,12 +8,16 @@ import sys
 import pytest
 
 from shiftkit.records import (
+    BASE_STATS,
+    DIVERGENCE_STATS,
     GLOBAL_STEP,
     SHIFT_MAX_KL_GAUSS,
     SHIFT_MEAN_KL_GAUSS,
     STATS,
     TRAIN_LOSS,
+    is_stat,
     parse_shift_key,
+    percentile_names,
     shift_key,
 )
 
@@ -29,13 +33,22 @@ def test_round_trip_every_stat(site):
 
 
 def test_stats_are_the_ones_the_monitor_logs():
-    from shiftkit.tracker.tracker import BASE_STATS
-
     assert len(STATS) == len(set(STATS)) == 17
     assert STATS[0] == "kl_gauss" and STATS[-1] == "nonfinite"
     assert {"p15", "p50", "p85", "kl_gauss_floor", "dead_units", "hist_outside"} <= set(STATS)
-    # Every statistic the monitor can log parses back (percentiles at their default levels).
-    assert set(BASE_STATS) | {"p15", "p50", "p85"} == set(STATS)
+    assert set(BASE_STATS) | {"p15", "p50", "p85"} == set(STATS) and len(BASE_STATS) == 14
+    assert set(DIVERGENCE_STATS) < set(BASE_STATS)
+
+
+@pytest.mark.parametrize("level, name", [(0.1, "p10"), (0.9, "p90"), (0.025, "p2.5"), (0.999, "p99.9")])
+def test_a_percentile_of_any_level_is_a_statistic(level, name):
+    assert percentile_names((level,)) == [name] and is_stat(name)
+    assert parse_shift_key(shift_key("net.0@out", name)) == ("net.0@out", name)
+
+
+@pytest.mark.parametrize("name", ["p", "p0", "p100", "p150", "p-5", "p010", "p1.50", "pp10", "p10x"])
+def test_names_that_are_no_percentile(name):
+    assert not is_stat(name) and parse_shift_key(f"shift/fc1/{name}") is None
 
 
 @pytest.mark.parametrize(

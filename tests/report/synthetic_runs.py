@@ -45,6 +45,7 @@ class Spec:
     depth: int = 3
     grad_l2: float | None = None
     grad_cos: float = 0.9
+    grad_step0: float | None = None  # ||G - G'|| of the step-0 probe, where it differs
     landscape: float | None = None  # scale of the landscape quantities
 
 
@@ -87,8 +88,10 @@ def write_run(run_dir: Path, recipe: str, spec: Spec, seed: int) -> Path:
             row = {"epoch": step // 100, "step": step}
             for i in range(spec.depth):
                 l2 = spec.grad_l2 * (1 + 0.1 * i) * (1 + 0.05 * seed) * (1 + step / STEPS)
+                if step == 0 and spec.grad_step0 is not None:
+                    l2 = spec.grad_step0
                 row |= {f"grad_ics/hidden.{i}.linear/l2": l2, f"grad_ics/hidden.{i}.linear/cos": spec.grad_cos,
-                        f"grad_ics/hidden.{i}.linear/grad_norm": 2 * l2, f"grad_ics/hidden.{i}.linear/rel": 0.5}
+                        f"grad_ics/hidden.{i}.linear/grad_norm": 0.1, f"grad_ics/hidden.{i}.linear/rel": l2 / 0.1}
             rows.append(row)
     if spec.landscape is not None:
         for step in measure_steps:
@@ -111,6 +114,7 @@ def write_run(run_dir: Path, recipe: str, spec: Spec, seed: int) -> Path:
             kl = float("nan") if k == 0 else spec.kl * (1 + 0.1 * seed) * (1 + frac)
             history.append({
                 "step": step, "epoch": step // 100, "site": site, "kl_gauss": kl,
+                "js_hist": kl / 4, "mean_drift": math.sqrt(2 * kl) if k else float("nan"),
                 "mean": p50, "std": spread / 2.07, "p15": p50 - spread / 2, "p50": p50, "p85": p50 + spread / 2,
                 "sat_frac": spec.sat * frac * (1 + 0.05 * seed) if is_act else float("nan"),
                 "dead_frac": float("nan"),
@@ -126,7 +130,7 @@ def write_run(run_dir: Path, recipe: str, spec: Spec, seed: int) -> Path:
     write_run_result(run_dir, {
         "recipe": recipe, "variant": spec.variant, "seed": seed,
         "config": {"model": {"arch": "paper_mlp", "norm": spec.norm, "lr": 0.5, "activation": "sigmoid",
-                             "num_classes": 10, **spec.config},
+                             "num_classes": 10, "depth": spec.depth, **spec.config},
                    "data": {"class_path": "shiftkit.data.MNIST5k", "init_args": {"batch_size": spec.config.get("batch_size", 60)}},
                    "trainer": {"max_steps": STEPS}, "seed_everything": seed},
         "metrics": {"val/acc": final, "test/acc": final, "best_val_acc": final},
@@ -161,12 +165,16 @@ def init_specs() -> list[Spec]:
 
 
 def deep_sigmoid_specs() -> list[Spec]:
-    return [Spec("plain", "none", 0.4, 400, depth=6, sat=0.6), Spec("bn", "batch", 0.93, 100, depth=6, sat=0.05)]
+    """At the saturating init std 4: the plain net's inputs spread far beyond the sigmoid's range."""
+    cfg = {"init": "normal", "init_std": 4.0}
+    return [Spec("plain", "none", 0.4, 400, depth=6, sat=0.6, spread_growth=2.0, config=cfg),
+            Spec("bn", "batch", 0.93, 100, depth=6, sat=0.05, config=cfg)]
 
 
 def noisy_specs() -> list[Spec]:
     return [Spec("plain", "none", 0.88, 200, kl=0.01), Spec("bn", "batch", 0.94, 100, kl=0.005),
-            Spec("noisy_bn", "noisy_batch", 0.935, 110, kl=0.2), Spec("noisy_plain", "noisy_none", 0.2, 200, kl=0.3)]
+            Spec("noisy_bn", "noisy_batch", 0.935, 110, kl=0.2), Spec("noisy_plain", "noisy_none", 0.2, 200, kl=0.3),
+            Spec("plain_d6", "none", 0.9, 200, kl=0.01, depth=6), Spec("noisy_plain_d6", "noisy_none", 0.15, 200, kl=0.3, depth=6)]
 
 
 def grad_ics_specs() -> list[Spec]:

@@ -55,7 +55,7 @@ def test_every_figure_is_a_png_of_sensible_size(full_report):
 def test_results_csv_has_one_row_per_run_with_the_records_numbers(full_report, synthetic_root):
     results = pd.read_csv(full_report.results_csv)
     dirs = sorted(p.parent for p in synthetic_root.rglob("result.json"))
-    assert len(results) == len(dirs) == 96
+    assert len(results) == len(dirs) == 102
     for d in dirs[::7]:
         rec = read_result(d)
         row = results[(results["recipe"] == rec["recipe"]) & (results["variant"] == rec["variant"])
@@ -65,11 +65,10 @@ def test_results_csv_has_one_row_per_run_with_the_records_numbers(full_report, s
         assert bool(row["diverged"].iloc[0]) == rec["diverged"]
     # The per-run numbers a claim used are columns of results.csv and average to the table's.
     c1 = measured(claims_rows(full_report.readme.read_text())["C1"])
-    (quantity,) = [q for q in c1 if q.startswith("acc @ step")]
     bn = results[(results["recipe"] == "mnist_fig1") & (results["variant"] == "bn")]
-    assert 100 * bn["C1:early_acc"].mean() == pytest.approx(c1[quantity]["BN"][0], abs=0.006)
+    assert 100 * bn["C1:early_mean_acc"].mean() == pytest.approx(c1["mean val acc, steps ≤ 1000"]["BN"][0], abs=0.006)
     meta = json.loads((full_report.out_dir / "report.json").read_text())
-    assert meta["n_runs"] == 96 and meta["recipes"] == sorted(RECIPES)
+    assert meta["n_runs"] == 102 and meta["recipes"] == sorted(RECIPES)
     assert [c["status"] for c in meta["claims"]] == ["yes"] * 8
 
 
@@ -77,50 +76,50 @@ def test_c1_numbers_equal_an_independent_calculation(full_report, synthetic_root
     row = measured(claims_rows(full_report.readme.read_text())["C1"])
     groups = {"no BN": run_dirs(synthetic_root, "mnist_fig1", "plain"), "BN": run_dirs(synthetic_root, "mnist_fig1", "bn")}
     curves = {k: [val_acc(d) for d in v] for k, v in groups.items()}
-    steps = sorted(set().union(*(c.index for cs in curves.values() for c in cs)))
-    early = min(s for s in steps if s >= 0.1 * max(steps))
-    (quantity,) = [q for q in row if q.startswith("acc @ step")]
-    assert quantity == f"acc @ step {early}"
     for label, cs in curves.items():
-        assert_summary(row[quantity][label], [c[c.index <= early].iloc[-1] for c in cs], scale=100, digits_tol=0.006)
-        reached = [c[c >= 0.85].index[0] for c in cs]
-        assert_summary(row["steps to 85%"][label], reached, digits_tol=0.5)
+        early = [c[(c.index > 0) & (c.index <= 1000)].mean() for c in cs]
+        assert_summary(row["mean val acc, steps ≤ 1000"][label], early, scale=100, digits_tol=0.006)
+        finals = [read_result(d)["metrics"]["test/acc"] for d in groups[label]]
+        assert_summary(row["final test acc"][label], finals, scale=100, digits_tol=0.006)
 
     def drift(d):
         h = pd.read_csv(d / "shift_history.csv")
         site = h.dropna(subset=["sat_frac"])["site"].iloc[-1]
-        b = h[h["site"] == site].sort_values("step")
+        b = h[(h["site"] == site) & (h["step"] >= 200)].sort_values("step")  # burn-in left out
         spread = (b["p85"] - b["p15"]).to_numpy()
         return (b["p50"].max() - b["p50"].min()) / np.median(spread), math.log(spread.max() / spread.min())
 
     for label, dirs in groups.items():
         d = [drift(x) for x in dirs]
-        got = row["median drift (hidden.2.act, percentiles)"][label]
+        got = row["median drift (hidden.2.act, percentiles, steps ≥ 200)"][label]
         assert got[0] == pytest.approx(np.mean([x[0] for x in d]), rel=1e-3)
-        assert row["spread drift (hidden.2.act, percentiles)"][label][0] == pytest.approx(np.mean([x[1] for x in d]), rel=1e-3)
+        spread = row["spread drift (hidden.2.act, percentiles, steps ≥ 200)"][label]
+        assert spread[0] == pytest.approx(np.mean([x[1] for x in d]), rel=1e-3)
 
 
 def test_c2_c3_grid_numbers(full_report, synthetic_root):
     rows = claims_rows(full_report.readme.read_text())
-    stable = {}
+    per_seed = {}
     for fam in ("plain", "bn"):
-        mults = {}
+        best = {}
         for d in sorted((synthetic_root / "lr_multipliers").glob(f"{fam}_x*/seed*")):
-            rec = read_result(d)
-            mults.setdefault(rec["config"]["model"]["lr_multiplier"], []).append(rec["diverged"])
-        stable[fam] = max((m for m, div in mults.items() if not any(div)), default=0)
-    n_div = {fam: sum(read_result(d)["diverged"] for d in (synthetic_root / "lr_multipliers").glob(f"{fam}_x*/seed*"))
-             for fam in ("plain", "bn")}  # fmt: skip
-    assert f"max stable multiplier: BN x{stable['bn']:g} vs no BN x{stable['plain']:g}" in rows["C2"][3]
-    assert f"diverged seeds: BN {n_div['bn']}/9, no BN {n_div['plain']}/9" in rows["C2"][3]
-    # C3: a scale trains when no seed diverged and every seed reached the target (0.85).
-    trains = {"plain": 0, "bn": 0}
-    for fam in trains:
-        for scale_dir in sorted((synthetic_root / "init_scale").glob(f"{fam}_s*")):
-            recs = [read_result(d) for d in scale_dir.glob("seed*")]
-            trains[fam] += all(not r["diverged"] and r["metrics"]["test/acc"] >= 0.85 for r in recs)
-    assert f"BN trains at {trains['bn']}/4 scales" in rows["C3"][3]
-    assert f"no BN trains at {trains['plain']}/4 scales" in rows["C3"][3]
+            rec, final_val = read_result(d), val_acc(d).iloc[-1]
+            ok = not rec["diverged"] and final_val >= 0.1 + 0.1
+            mult = rec["config"]["model"]["lr_multiplier"]
+            best[rec["seed"]] = max(best.get(rec["seed"], 0), mult if ok else 0)
+        per_seed[fam] = list(best.values())
+    c2 = measured(rows["C2"])
+    (quantity,) = [q for q in c2 if q.startswith("max stable multiplier")]
+    assert_summary(c2[quantity]["BN"], per_seed["bn"])
+    assert_summary(c2[quantity]["no BN"], per_seed["plain"])
+    # C3: the threshold is halfway from chance to the best cell's mean test accuracy.
+    means = {}
+    for cell in sorted((synthetic_root / "init_scale").glob("*_s*")):
+        means[cell.name] = np.mean([0.1 if r["diverged"] else r["metrics"]["test/acc"]
+                                    for r in (read_result(d) for d in cell.glob("seed*"))])  # fmt: skip
+    threshold = 0.1 + 0.5 * (max(means.values()) - 0.1)
+    assert f"= {100 * threshold:.1f}% (best cell {100 * max(means.values()):.1f}%)" in rows["C3"][3]
+    assert "no BN: x0.01 fails" in rows["C3"][3] and "BN: x0.01 trains, x0.1 trains, x1 trains, x10 trains" in rows["C3"][3]
 
 
 def test_c4_c5_numbers(full_report, synthetic_root):
@@ -130,47 +129,55 @@ def test_c4_c5_numbers(full_report, synthetic_root):
         per_run = []
         for d in run_dirs(synthetic_root, "deep_sigmoid", variant):
             h = pd.read_csv(d / "shift_history.csv").dropna(subset=["sat_frac"])
-            per_site = [g[g["step"] >= 0.9 * g["step"].max()]["sat_frac"].mean() for _, g in h.groupby("site")]
-            per_run.append(np.mean(per_site))
-        assert_summary(c4["late saturation, mean over layers"][label], per_run, scale=100, digits_tol=0.006)
+            per_run.append(np.mean([g[g["step"] >= 200]["sat_frac"].mean() for _, g in h.groupby("site")]))
+        assert_summary(c4["saturated share (beyond ±4), steps ≥ 200 (init std 4)"][label], per_run, scale=100,
+                       digits_tol=0.006)  # fmt: skip
         accs = [read_result(d)["metrics"]["test/acc"] for d in run_dirs(synthetic_root, "deep_sigmoid", variant)]
-        assert_summary(c4["final acc"][label], accs, scale=100, digits_tol=0.006)
+        assert_summary(c4["final test acc (init std 4)"][label], accs, scale=100, digits_tol=0.006)
 
-    c5_cells = rows["C5"][3].split("<br>")
+    c5 = measured(rows["C5"])
     variants = {"no BN": "plain", "BN": "bn", "noisy BN": "noisy_bn", "noisy no BN": "noisy_plain"}
     hist = {k: [pd.read_csv(d / "shift_history.csv") for d in run_dirs(synthetic_root, "noisy_bn", v)] for k, v in variants.items()}
-    common = set.intersection(*(set(h["site"]) for hs in hist.values() for h in hs))
-    shift = {k: [h[h["site"].isin(common)].groupby("step")["kl_gauss"].mean().dropna().mean() for h in hs]
-             for k, hs in hist.items()}  # fmt: skip
-    line = measured([None, None, None, c5_cells[1]])["mean kl_gauss"]
-    assert_summary(line["noisy BN"], shift["noisy BN"])
-    assert_summary(line["no BN"], shift["no BN"])
+    for stat in ("js_hist", "mean_drift", "kl_gauss"):
+        shift = {k: [h[h["site"].str.endswith(".act") & (h["step"] >= 150)].groupby("step")[stat].mean().mean() for h in hs]
+                 for k, hs in hist.items()}  # fmt: skip
+        line = c5[f"{stat} at the noise sites, steps ≥ 150"]
+        assert_summary(line["noisy BN"], shift["noisy BN"])
+        assert_summary(line["no BN"], shift["no BN"])
     acc = {k: [read_result(d)["metrics"]["test/acc"] for d in run_dirs(synthetic_root, "noisy_bn", v)] for k, v in variants.items()}
-    first = measured([None, None, None, c5_cells[0]])["final acc"]
-    assert_summary(first["noisy BN"], acc["noisy BN"], scale=100, digits_tol=0.006)
-    assert_summary(first["BN"], acc["BN"], scale=100, digits_tol=0.006)
+    assert_summary(c5["final test acc"]["noisy BN"], acc["noisy BN"], scale=100, digits_tol=0.006)
+    assert_summary(c5["final test acc"]["BN"], acc["BN"], scale=100, digits_tol=0.006)
+    deep = [read_result(d)["metrics"]["test/acc"] for d in run_dirs(synthetic_root, "noisy_bn", "noisy_plain_d6")]
+    assert_summary(c5["final test acc, deeper net"]["noisy no BN (depth 6)"], deep, scale=100, digits_tol=0.006)
 
 
 def test_c6_c7_c8_numbers(full_report, synthetic_root):
     rows = claims_rows(full_report.readme.read_text())
-    c6 = measured(rows["C6"])
-    for label, variant in (("no BN", "plain"), ("BN", "bn")):
-        for layer in ("hidden.0.linear", "hidden.2.linear"):
-            col = f"grad_ics/{layer}/l2"
-            values = [pd.read_csv(d / "metrics.csv")[col].dropna().mean() for d in run_dirs(synthetic_root, "grad_ics", variant)]
-            assert_summary(c6[f"{layer} ‖G−G′‖"][label], values)
+    section = full_report.readme.read_text().split("## C6")[1].split("## C7")[0]
+    for variant, column in (("plain", 1), ("bn", 2)):
+        values = []
+        for d in run_dirs(synthetic_root, "grad_ics", variant):
+            m = pd.read_csv(d / "metrics.csv")
+            loss = m.dropna(subset=["train/loss_step"])
+            g = m.dropna(subset=["grad_ics/hidden.1.linear/rel"])
+            g = g[g["step"] >= 25]
+            young = [loss[(loss["step"] > t - 100) & (loss["step"] <= t)]["train/loss_step"].mean() >= 0.05 for t in g["step"]]
+            values.append(g[young]["grad_ics/hidden.1.linear/rel"].mean())
+        line = next(x for x in section.splitlines() if x.startswith("| `hidden.1.linear`"))
+        mean = float(line.split("|")[1 + column].split("±")[0])
+        assert mean == pytest.approx(np.mean(values), rel=1e-3)
     c7 = measured(rows["C7"])
     for label, variant in (("no BN", "plain"), ("BN", "bn")):
         for q in ("loss_range", "grad_pred_max", "beta_smooth"):
             values = []
             for d in run_dirs(synthetic_root, "landscape", variant):
                 m = pd.read_csv(d / "metrics.csv").dropna(subset=[f"landscape/{q}"])
-                values.append(m[m["step"] <= 0.5 * m["step"].max()][f"landscape/{q}"].mean())
-            assert_summary(c7[f"early {q}"][label], values)
+                values.append(m[(m["step"] >= 50) & (m["step"] <= 450)][f"landscape/{q}"].mean())
+            assert_summary(c7[f"{q}, steps 50–450"][label], values)
     c8 = measured(rows["C8"])
     synced = [read_result(d)["metrics"]["test/acc"] for d in run_dirs(synthetic_root, "syncbn_vs_local", "synced")]
     for n in (2, 4, 16, 32):
         local = [read_result(d)["metrics"]["test/acc"] for d in run_dirs(synthetic_root, "syncbn_vs_local", f"local_bs{n}")]
         assert_summary(c8[f"batch {n}/device"]["per-device"], local, scale=100, digits_tol=0.006)
         assert_summary(c8[f"batch {n}/device"]["synced"], synced, scale=100, digits_tol=0.006)
-    assert "batch 8/device" not in c8  # between the judged sizes: reported in the section, not judged
+    assert "batch 8/device (reported)" in c8  # between the judged sizes: reported, not judged

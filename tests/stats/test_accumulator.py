@@ -18,16 +18,15 @@ import numpy as np
 import pytest
 import torch
 
+from shiftkit.records.names import DIVERGENCE_STATS, percentile_names
 from shiftkit.stats import (
-    DIVERGENCE_STATS,
-    Layout,
     ShiftAccumulator,
     SiteSpec,
     Snapshot,
-    percentile_names,
     site_statistics,
     torch_distributed_all_reduce,
 )
+from shiftkit.stats.accumulator import Layout
 from shiftkit.stats.moments import FIELDS
 
 from .oracles import (

@@ -18,9 +18,9 @@ from shiftkit.stats import (
     histogram_js,
     histogram_kl,
     mean_drift,
-    smoothed_probabilities,
     std_log_ratio,
 )
+from shiftkit.stats.divergence import smoothed_probabilities
 
 from .oracles import kl_normal, smoothed
 

@@ -13,13 +13,11 @@ from shiftkit.stats import (
     ShiftAccumulator,
     SiteSpec,
     choose_edges,
-    finite_extremes,
-    edges_from_range,
     histogram_counts,
     histogram_percentiles,
     site_statistics,
-    strided_subsample,
 )
+from shiftkit.stats.histogram import edges_from_range, finite_extremes, strided_subsample
 
 from .oracles import hist_counts
 

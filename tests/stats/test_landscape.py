@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from shiftkit.stats import DEFAULT_MULTIPLIERS, landscape_along_gradient, step_multipliers
+from shiftkit.stats import DEFAULT_MULTIPLIERS, landscape_along_gradient
+from shiftkit.stats.landscape import step_multipliers
 
 LR = 0.05
 

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from shiftkit.stats import HistogramEdges, ShiftAccumulator, SiteSpec, histogram_counts, rebin, site_statistics, widened
+from shiftkit.stats import (
+    HistogramEdges,
+    ShiftAccumulator,
+    SiteSpec,
+    histogram_counts,
+    site_statistics,
+)
+from shiftkit.stats.histogram import rebin, widened
 
 
 @pytest.mark.parametrize("bins", [8, 64])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from shiftkit.report.claims.prereg import Amendment, Preregistration
 from shiftkit.report.summary import MIN_SEEDS
 
 YES, PARTLY, NO = "yes", "partly", "no"
@@ -27,6 +28,8 @@ class Claim:
         evaluate: ``evaluate(claim, cohort, ctx) -> ClaimOutcome``.
         generic: the recipe-level figures drawn beside the claim's own (``"accuracy"``,
             ``"heatmap"``, ``"colorful"``).
+        prereg: when the rule was fixed and which seeds decide it.
+        amendments: corrections of the rule found wrong after its runs, shown beside its verdict.
     """
 
     id: str
@@ -38,6 +41,8 @@ class Claim:
     rule: str
     evaluate: Callable
     generic: tuple[str, ...] = ("heatmap",)
+    prereg: Preregistration = field(default_factory=Preregistration)
+    amendments: tuple[Amendment, ...] = ()
 
 
 @dataclass
@@ -85,6 +90,8 @@ class ClaimOutcome:
     notes: list[str] = field(default_factory=list)
     numbers: dict[str, float] = field(default_factory=dict)
     per_run: dict[str, dict[str, float]] = field(default_factory=dict)
+    amended: list[tuple[Amendment, "ClaimOutcome"]] = field(default_factory=list)
+    """The verdicts of the claim's amendments, beside the pre-registered one."""
 
     def record(self, path: str, column: str, value: float) -> None:
         """Keep a per-run number the claim was computed from (a ``results.csv`` column)."""

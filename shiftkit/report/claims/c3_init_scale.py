@@ -17,12 +17,12 @@ interval) is reported per scale.
 
 from __future__ import annotations
 
-import math
-
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, finish
-from shiftkit.report.claims.common import min_n, start
+from shiftkit.report.claims.common import accuracies, min_n, start
 from shiftkit.report.claims.grids import cells, grid_figure, grid_table
 from shiftkit.report.cohort import Cohort
+from shiftkit.report.effects import difference, mean
+from shiftkit.report.summary import summarize
 
 TRAINS_FRACTION = 0.5
 """A cell trains when it recovers more than this share of the best cell's accuracy above chance."""
@@ -32,23 +32,38 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
     out = start(claim, cohort)
     target = cohort.target_accuracy(ctx.target)
     chance = cohort.facts[0].chance if cohort.facts else 0.1
-    threshold = target if math.isfinite(target) else chance + 0.5 * (1 - chance)
     grid, members = cells(cohort, "init_scale", target)
     out.min_seeds = min_n(*members.values()) if members else 0
     if not len(grid) or set(grid["row"]) != {"no BN", "BN"}:
         out.notes.append("C3 needs runs with norm 'none' and 'batch' at several init_scale values.")
         return finish(out)
-    grid["trains"] = (grid["n_diverged"] == 0) & (grid["min_acc"] >= threshold)
-    trains = {label: sorted(g.loc[g["trains"], "col"]) for label, g in grid.groupby("row")}
+    acc = {key: accuracies(pairs) for key, pairs in members.items()}
+    best = max(summarize(v).mean for v in acc.values())
+    threshold = chance + TRAINS_FRACTION * (best - chance)
+    verdict = {}
+    for key, values in acc.items():
+        m = mean(values)
+        verdict[key] = "trains" if m.above(threshold) else "fails" if m.below(threshold) else "undecided"
+        for (_, f), v in zip(members[key], values):
+            out.record(f.path, "final_acc", v)
+    grid["trains"] = [verdict[(row, col)] for row, col in zip(grid["row"], grid["col"])]
     scales = {label: sorted(g["col"]) for label, g in grid.groupby("row")}
-    out.checks.append(Check("BN trains at every scale", trains["BN"] == scales["BN"]))
-    out.checks.append(Check("without BN some scale does not train", trains["no BN"] != scales["no BN"]))
+    bn_trains = [c for c in scales["BN"] if verdict[("BN", c)] == "trains"]
+    plain_fails = [c for c in scales["no BN"] if verdict[("no BN", c)] == "fails"]
+    out.checks.append(Check("BN trains at every scale", bn_trains == scales["BN"],
+                            f"{len(bn_trains)}/{len(scales['BN'])} scales"))  # fmt: skip
+    out.checks.append(Check("without BN some scale fails", bool(plain_fails),
+                            f"fails at {', '.join(f'x{c:g}' for c in plain_fails) or 'none'}"))  # fmt: skip
+    out.measured.append(f"trains threshold: chance + {TRAINS_FRACTION:g} × (best − chance) = "
+                        f"{100 * threshold:.1f}% (best cell {100 * best:.1f}%)")  # fmt: skip
     for label in ("BN", "no BN"):
-        fails = [c for c in scales[label] if c not in trains[label]]
-        out.measured.append(f"{label} trains at {len(trains[label])}/{len(scales[label])} scales"
-                            + (f" (not at x{', x'.join(f'{c:g}' for c in fails)})" if fails else ""))  # fmt: skip
-    out.measured.append(f"trains: no seed diverged and every seed ≥ {100 * threshold:g}% final accuracy")
-    out.numbers.update(threshold=threshold, bn_trains=len(trains["BN"]), plain_trains=len(trains["no BN"]))
+        states = ", ".join(f"x{c:g} {verdict[(label, c)]}" for c in scales[label])
+        out.measured.append(f"{label}: {states}")
+    for c in scales["BN"]:
+        if ("no BN", c) in acc:
+            eff = difference(acc[("BN", c)], acc[("no BN", c)])
+            out.measured.append(f"x{c:g}: BN − no BN final test acc = {eff.text(scale=100, unit=' pts')}")
+    out.numbers.update(threshold=threshold, bn_trains=len(bn_trains), plain_fails=len(plain_fails))
     out.details = grid_table(grid, "init scale")
     grid_figure(out, cohort, ctx, grid, "init scale (× default weight std)", target, "C3_init_grid.png",
                  "Final accuracy and steps to the target per init scale, with and without BN "

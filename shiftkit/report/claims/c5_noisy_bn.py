@@ -24,12 +24,24 @@ Yes = all pass, no = none, partly otherwise. The depth-3 noisy no BN is reported
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
-from shiftkit.report.claims.common import Pairs, acc_summary, min_n, start, vs, with_norm
-from shiftkit.report.cohort import NORM_LABELS, Cohort, accuracy_long
-from shiftkit.report.summary import clearly_greater, fmt_summary, summarize, within
+from shiftkit.report.claims.common import (
+    Pairs,
+    accuracies,
+    after_burn_in,
+    effect_check,
+    effect_line,
+    min_n,
+    start,
+    with_norm,
+)
+from shiftkit.report.cohort import NORM_LABELS, Cohort, accuracy_long, activation_sites, site_order
+from shiftkit.report.effects import difference, ratio
+from shiftkit.report.summary import fmt_summary, summarize
 
 ACC_TOLERANCE = 0.02
 """Two points of accuracy: "about as well"."""
@@ -44,46 +56,96 @@ VARIANTS = tuple((norm, NORM_LABELS[norm]) for norm in ("none", "batch", "noisy_
 FIGURE = "C5_noisy_bn.png"
 
 
-def common_sites(pairs: Pairs) -> set[str]:
-    """Sites present in every run's history."""
-    sets = [set(r.history["site"].astype(str)) for r, _ in pairs if r.history is not None]
-    return set.intersection(*sets) if sets else set()
+def noise_sites(pairs: Pairs) -> list[str]:
+    """The activation inputs (``model.hidden.<i>.act``) present in every run's history: where the
+    noise enters in the noisy variants."""
+    sets = [set(activation_sites(r.history)) for r, _ in pairs if r.history is not None]
+    common = set.intersection(*sets) if sets else set()
+    order = site_order(r.history for r, _ in pairs)
+    return [s for s in order if s in common]
 
 
-def shift_series(run, sites: set[str], stat: str) -> pd.DataFrame:
+def shift_series(run, sites: list[str] | set[str], stat: str) -> pd.DataFrame:
     """``step, value``: the mean over ``sites`` of ``stat`` at each measurement (NaN rows dropped)."""
     h = run.history
     if h is None or stat not in h.columns:
         return pd.DataFrame(columns=["step", "value"])
-    part = h[h["site"].astype(str).isin(sites)]
+    part = h[h["site"].astype(str).isin(set(sites))]
     return part.groupby("step")[stat].mean().dropna().rename("value").reset_index()
+
+
+def window_shift(run, sites: list[str], stat: str) -> float:
+    """The run's shift: the mean of ``stat`` over the noise sites and the measurements at steps
+    >= BURN_IN."""
+    s = after_burn_in(shift_series(run, sites, stat), BURN_IN)
+    return float(s["value"].mean()) if s is not None and len(s) else float("nan")
+
+
+def groups_of(cohort: Cohort) -> dict[str, Pairs]:
+    """The variants by label; the deeper pair (depth above the cohort's smallest) gets its own labels."""
+    depths = sorted({f.depth for f in cohort.facts if math.isfinite(f.depth)})
+    shallow = depths[0] if depths else float("nan")
+    out: dict[str, Pairs] = {}
+    for norm, label in VARIANTS:
+        pairs = with_norm(cohort, norm)
+        out[label] = [(r, f) for r, f in pairs if not (math.isfinite(f.depth) and f.depth > shallow)]
+        deep = [(r, f) for r, f in pairs if math.isfinite(f.depth) and f.depth > shallow]
+        if deep:
+            out[f"{label} (depth {max(f.depth for _, f in deep):g})"] = deep
+    return {k: v for k, v in out.items() if v or k in dict(VARIANTS).values()}
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
     out = start(claim, cohort)
-    groups = {label: with_norm(cohort, norm) for norm, label in VARIANTS}
-    present = {k: v for k, v in groups.items() if v}
-    out.min_seeds = min_n(*groups.values())
-    if len(present) < 4:
-        missing = [label for label, g in groups.items() if not g]
-        out.notes.append(f"C5 needs all four variants; missing: {', '.join(missing)}.")
-    sites = common_sites([p for g in present.values() for p in g])
-    acc = {k: acc_summary(g) for k, g in groups.items()}
-    per_run = {f.path: shift_series(r, sites, ctx.stat)["value"].mean() for g in groups.values() for r, f in g}
-    shift = {k: summarize(per_run[f.path] for _, f in g) for k, g in groups.items()}
-    for path, value in per_run.items():
-        out.record(path, f"mean_{ctx.stat}", value)
+    groups = groups_of(cohort)
     plain, noisy_plain = NORM_LABELS["none"], NORM_LABELS["noisy_none"]
-    out.checks.append(Check("noisy BN about as accurate as BN", within(acc["noisy BN"], acc["BN"], ACC_TOLERANCE)))
-    out.checks.append(Check("noisy BN shifts more than no BN", clearly_greater(shift["noisy BN"], shift[plain])))
-    out.checks.append(Check("noise stops the net without BN", clearly_greater(acc[plain], acc[noisy_plain], ACC_TOLERANCE)))
-    out.measured.append(vs("final acc", "noisy BN", acc["noisy BN"], "BN", acc["BN"], "acc"))
-    out.measured.append(vs(f"mean {ctx.stat}", "noisy BN", shift["noisy BN"], plain, shift[plain]))
-    out.measured.append(vs("final acc", plain, acc[plain], noisy_plain, acc[noisy_plain], "acc"))
-    lines = [f"| variant | final acc. (%) | mean {ctx.stat} |", "|---|---|---|"]
-    for label in groups:
-        lines.append(f"| {label} | {fmt_summary(acc[label], 'acc')} | {fmt_summary(shift[label])} |")
-    out.details = "\n".join(lines) + f"\n\nShift sites (common to all variants): {', '.join(f'`{s}`' for s in sorted(sites))}"
+    deep = {k: v for k, v in groups.items() if "(depth" in k}
+    deep_plain = next((k for k in deep if k.startswith(plain + " (")), None)
+    deep_noisy = next((k for k in deep if k.startswith(noisy_plain + " (")), None)
+    main = {label: groups.get(label, []) for _, label in VARIANTS}
+    out.min_seeds = min_n(*main.values())
+    missing = [label for label, g in main.items() if not g]
+    if missing:
+        out.notes.append(f"C5 needs all four variants; missing: {', '.join(missing)}.")
+    sites = noise_sites([p for g in main.values() for p in g])
+    acc = {k: accuracies(g) for k, g in groups.items()}
+    shift = {stat: {k: [window_shift(r, sites, stat) for r, _ in g] for k, g in main.items()} for stat in SHIFT_STATS}
+    for stat in SHIFT_STATS:
+        for k, g in main.items():
+            for (_, f), v in zip(g, shift[stat][k]):
+                out.record(f.path, f"{stat}_noise_sites", v)
+
+    eff = difference(acc["BN"], acc["noisy BN"])
+    out.checks.append(effect_check(f"noisy BN about as accurate as BN (BN − noisy BN below {100 * ACC_TOLERANCE:g} pts)",
+                                   eff, eff.below(ACC_TOLERANCE), scale=100, unit=" pts"))  # fmt: skip
+    out.measured.append(effect_line("final test acc", "BN", acc["BN"], "noisy BN", acc["noisy BN"], eff, "acc",
+                                    scale=100, unit=" pts"))  # fmt: skip
+    for stat in SHIFT_STATS:
+        e = ratio(shift[stat]["noisy BN"], shift[stat][plain])
+        out.checks.append(effect_check(f"noisy BN shifts more than no BN ({stat}, noise sites)", e, e.above()))
+        out.measured.append(effect_line(f"{stat} at the noise sites, steps ≥ {BURN_IN}", "noisy BN",
+                                        shift[stat]["noisy BN"], plain, shift[stat][plain], e))  # fmt: skip
+    if deep_plain and deep_noisy:
+        e = difference(acc[deep_plain], acc[deep_noisy])
+        out.checks.append(effect_check(f"noise stops the deeper net without BN (loss > {100 * STOP_MARGIN:g} pts)",
+                                       e, e.above(STOP_MARGIN), scale=100, unit=" pts"))  # fmt: skip
+        out.measured.append(effect_line("final test acc, deeper net", deep_plain, acc[deep_plain], deep_noisy,
+                                        acc[deep_noisy], e, "acc", scale=100, unit=" pts"))  # fmt: skip
+    else:
+        out.checks.append(Check("noise stops the deeper net without BN", None, "no deeper pair in the records"))
+    if main[plain] and main[noisy_plain]:
+        e = difference(acc[plain], acc[noisy_plain])
+        out.measured.append(effect_line("final test acc, depth 3 (reported)", plain, acc[plain], noisy_plain,
+                                        acc[noisy_plain], e, "acc", scale=100, unit=" pts"))  # fmt: skip
+    lines = ["| variant | final acc. (%) | " + " | ".join(f"{s} (noise sites)" for s in SHIFT_STATS) + " |",
+             "|---|---|" + "---|" * len(SHIFT_STATS)]  # fmt: skip
+    for label, g in groups.items():
+        cells = [fmt_summary(summarize(shift[s][label]), "num") if label in main else "—" for s in SHIFT_STATS]
+        lines.append(f"| {label} | {fmt_summary(summarize(acc[label]), 'acc')} | " + " | ".join(cells) + " |")
+    out.details = (("\n".join(lines)) + f"\n\nNoise sites: {', '.join(f'`{s}`' for s in sites)}; "
+                   f"shift = mean over them and over the measurements at steps ≥ {BURN_IN}, each to the "
+                   "previous measurement (50 steps earlier).")  # fmt: skip
+    present = {k: v for k, v in groups.items() if v}
     if ctx.figures and present:
         from shiftkit.report.figures.noisy_bn import plot_noisy_bn
 
@@ -92,8 +154,9 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
         shift_df = pd.concat([shift_series(r, sites, ctx.stat).assign(label=labels[f.variant], seed=f.seed)
                               for r, f in pairs], ignore_index=True)  # fmt: skip
         plot_noisy_bn(accuracy_long(pairs, labels), shift_df, ctx.out_dir / FIGURE,
-                      order=[label for _, label in VARIANTS], stat=ctx.stat, dpi=ctx.dpi)  # fmt: skip
+                      order=list(present), stat=ctx.stat, dpi=ctx.dpi)  # fmt: skip
         out.figures.append(Figure(FIGURE, (
-            f"(a) Held-out accuracy and (b) shift of the layer inputs ({ctx.stat} to the monitor's reference "
-            "snapshot, averaged over the sites all variants share), mean ± sd over seeds."), claim.id))
+            f"(a) Held-out accuracy and (b) shift of the activation inputs ({ctx.stat} to the previous "
+            "measurement, averaged over the noise sites), mean ± sd over seeds; the claim is judged from "
+            f"step {BURN_IN} on."), claim.id))  # fmt: skip
     return finish(out)

@@ -25,11 +25,20 @@ from __future__ import annotations
 
 import pandas as pd
 
-from shiftkit.records.names import parse_grad_ics_key
-from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
-from shiftkit.report.claims.common import Pairs, acc_summary, plain_and_bn, start, vs
-from shiftkit.report.cohort import Cohort, metric_columns
-from shiftkit.report.summary import clearly_greater, fmt_summary, summarize
+from shiftkit.records.names import TRAIN_LOSS, parse_grad_ics_key
+from shiftkit.report.claims.base import Claim, ClaimOutcome, Context, Figure, finish
+from shiftkit.report.claims.common import (
+    Pairs,
+    accuracies,
+    after_burn_in,
+    effect_check,
+    effect_line,
+    plain_and_bn,
+    start,
+)
+from shiftkit.report.cohort import Cohort, metric_columns, site_order
+from shiftkit.report.effects import difference, ratio
+from shiftkit.report.summary import fmt_summary, summarize
 
 FIGURE = "C6_grad_ics.png"
 BURN_IN = 25
@@ -53,10 +62,33 @@ def grad_ics_long(pairs: Pairs, label: str) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["label", "seed", "layer", "step", "l2", "cos"])
     df = pd.concat(frames, ignore_index=True)
-    for stat in ("l2", "cos"):
+    for stat in ("l2", "cos", "rel", "grad_norm"):
         if stat not in df.columns:
             df[stat] = float("nan")
     return df
+
+
+def memorised_mask(run, steps: pd.Series) -> pd.Series:
+    """True where the run has memorised its data at a measured step ``t``: its mean logged training
+    loss over ``(t - LOSS_WINDOW, t]`` is below LOSS_FLOOR (False where no loss was logged)."""
+    m = run.metrics
+    col = next((c for c in (f"{TRAIN_LOSS}_step", TRAIN_LOSS) if m is not None and c in m.columns), None)
+    if col is None:
+        return pd.Series(False, index=steps.index)
+    loss = m[["step", col]].dropna()
+    means = [loss.loc[(loss["step"] > t - LOSS_WINDOW) & (loss["step"] <= t), col].mean() for t in steps]
+    return pd.Series([bool(x < LOSS_FLOOR) for x in means], index=steps.index)
+
+
+def judged_window(df: pd.DataFrame, runs: dict) -> pd.DataFrame:
+    """The rows of ``grad_ics_long`` in each run's window: steps >= BURN_IN (> 0), not memorised."""
+    parts = []
+    for path, g in df.groupby("path"):
+        g = after_burn_in(g, BURN_IN)
+        steps = g["step"].drop_duplicates()
+        mem = dict(zip(steps, memorised_mask(runs[path], steps)))
+        parts.append(g[~g["step"].map(mem).astype(bool)])
+    return pd.concat(parts, ignore_index=True) if parts else df.iloc[0:0]
 
 
 def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
@@ -65,23 +97,49 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
         return finish(out)
     plain, bn = groups
     df = pd.concat([grad_ics_long(plain, "no BN"), grad_ics_long(bn, "BN")], ignore_index=True)
+    if "rel" not in df.columns:
+        df["rel"] = df["l2"] / df["grad_norm"] if "grad_norm" in df.columns else float("nan")
     layers = [lay for lay in dict.fromkeys(df["layer"]) if set(df.loc[df["layer"] == lay, "label"]) == {"no BN", "BN"}]
+    order = site_order(r.history for r, _ in plain + bn)  # the monitor's sites are in module order
+    layers.sort(key=lambda lay: order.index(lay) if lay in order else len(order))
+    # The first measured layer has no parametric layer below it: G' = G there, nothing to judge.
+    judged = layers[1:]
     if not layers:
         out.notes.append("No grad_ics/{layer}/l2 series in both variants' metrics.csv.")
-    per_run = df.groupby(["label", "layer", "path"])[["l2", "cos"]].mean()
+    runs = {f.path: r for r, f in plain + bn}
+    win = judged_window(df, runs) if len(df) else df
+    per_run = win.groupby(["label", "layer", "path"])[["l2", "rel", "cos"]].mean()
     for (_, layer, path), row in per_run.iterrows():
-        out.record(path, f"{layer}/l2", row["l2"])
-    lines = ["| layer | no BN ‖G−G′‖ | BN ‖G−G′‖ | no BN cos | BN cos |", "|---|---|---|---|---|"]
+        out.record(path, f"{layer}/rel", row["rel"])
+    steps = win.groupby("label")["step"].agg(["min", "max"]) if len(win) else None
+    lines = ["| layer | no BN ‖G−G′‖/‖G‖ | BN ‖G−G′‖/‖G‖ | no BN / BN | no BN cos | BN cos | no BN ‖G−G′‖ | BN ‖G−G′‖ |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    reduced = 0
     for layer in layers:
-        s = {(lab, stat): summarize(per_run.loc[(lab, layer), stat]) for lab in ("no BN", "BN") for stat in ("l2", "cos")}
-        reduced = clearly_greater(s[("no BN", "l2")], s[("BN", "l2")])
-        out.checks.append(Check(f"{layer}: BN does not reduce grad-ICS", None if reduced is None else not reduced))
-        out.measured.append(vs(f"{layer} ‖G−G′‖", "BN", s[("BN", "l2")], "no BN", s[("no BN", "l2")]))
-        lines.append(f"| `{layer}` | {fmt_summary(s[('no BN', 'l2')])} | {fmt_summary(s[('BN', 'l2')])} | "
-                     f"{fmt_summary(s[('no BN', 'cos')])} | {fmt_summary(s[('BN', 'cos')])} |")  # fmt: skip
-    a_bn, a_plain = acc_summary(bn), acc_summary(plain)
-    out.checks.append(Check("BN more accurate", clearly_greater(a_bn, a_plain)))
-    out.measured.append(vs("final acc", "BN", a_bn, "no BN", a_plain, "acc"))
+        vals = {(lab, stat): list(per_run.loc[(lab, layer), stat]) if (lab, layer) in per_run.index.droplevel(2) else []
+                for lab in ("no BN", "BN") for stat in ("l2", "rel", "cos")}  # fmt: skip
+        eff = ratio(vals[("no BN", "rel")], vals[("BN", "rel")])
+        if layer in judged:
+            clearly = eff.above()
+            reduced += bool(clearly)
+            out.checks.append(effect_check(f"{layer}: BN does not reduce relative grad-ICS", eff,
+                                           None if clearly is None else not clearly))  # fmt: skip
+        s = {k: fmt_summary(summarize(v)) for k, v in vals.items()}
+        lines.append(f"| `{layer}`{'' if layer in judged else ' (not judged)'} | {s[('no BN', 'rel')]} | "
+                     f"{s[('BN', 'rel')]} | {eff.text()} | {s[('no BN', 'cos')]} | {s[('BN', 'cos')]} | "
+                     f"{s[('no BN', 'l2')]} | {s[('BN', 'l2')]} |")  # fmt: skip
+    if judged:
+        out.measured.append(f"relative grad-ICS clearly smaller with BN on {reduced} of {len(judged)} judged layers "
+                            f"(window: steps ≥ {BURN_IN}, before memorisation)")  # fmt: skip
+    if steps is not None:
+        out.measured.append("window: " + "; ".join(f"{lab} steps {int(r['min'])}–{int(r['max'])}" for lab, r in steps.iterrows()))
+    a_bn, a_plain = accuracies(bn), accuracies(plain)
+    eff = difference(a_bn, a_plain)
+    out.checks.append(effect_check("BN more accurate", eff, eff.above(), scale=100, unit=" pts"))
+    out.measured.append(effect_line("final test acc", "BN", a_bn, "no BN", a_plain, eff, "acc", scale=100, unit=" pts"))
+    if judged and reduced > len(judged) / 2:
+        out.notes.append(f"BN clearly reduces the relative gradient-based ICS on {reduced} of {len(judged)} judged "
+                         "layers: the rebuttal (BN does not reduce ICS) does not reproduce at this scale.")  # fmt: skip
     out.details = "\n".join(lines)
     if ctx.figures and layers:
         from shiftkit.report.figures.grad_ics import pick_layers, plot_grad_ics
@@ -91,6 +149,7 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
         out.figures.append(Figure(FIGURE, (
             "Gradient-based ICS per layer: ‖G − G′‖₂ (top) and cos(G, G′) (bottom), where G is the "
             "layer's weight gradient and G′ the same gradient after the layers below took their "
-            "update; mean ± sd over seeds, without and with BN"
+            "update; mean ± sd over seeds, without and with BN; the claim is judged on ‖G − G′‖/‖G‖ from "
+            f"step {BURN_IN} until the training loss falls below {LOSS_FLOOR:g}"
             + (f" ({len(shown)} of {len(layers)} layers)." if len(shown) < len(layers) else ".")), claim.id))
     return finish(out)

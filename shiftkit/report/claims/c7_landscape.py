@@ -22,11 +22,10 @@ import pandas as pd
 
 from shiftkit.records.names import LANDSCAPE_PREFIX, LANDSCAPE_STATS, landscape_key
 from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish
-from shiftkit.report.claims.common import Pairs, plain_and_bn, start, vs
+from shiftkit.report.claims.common import Pairs, effect_check, effect_line, plain_and_bn, start
 from shiftkit.report.cohort import Cohort
-from shiftkit.report.summary import clearly_greater, fmt, summarize
+from shiftkit.report.effects import ratio
 
-EARLY_FRACTION = 0.5
 BURN_IN = 50
 """Probes before this step (and step 0) never decide."""
 EARLY_END = 450
@@ -59,10 +58,11 @@ def landscape_long(pairs: Pairs, label: str) -> pd.DataFrame:
 
 
 def early_means(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (label, run path): the mean of each quantity over steps <= EARLY_FRACTION x the run's last step."""
+    """Per (label, run path): the mean of each quantity over the probes at steps in
+    [BURN_IN, EARLY_END] (step 0 excluded)."""
     rows = []
     for (label, path), g in df.groupby(["label", "path"]):
-        early = g[g["step"] <= EARLY_FRACTION * g["step"].max()]
+        early = g[(g["step"] >= BURN_IN) & (g["step"] > 0) & (g["step"] <= EARLY_END)]
         rows.append(dict(label=label, path=path, **{n: early[n].mean() for n in LANDSCAPE_STATS}))
     return pd.DataFrame(rows)
 
@@ -80,21 +80,26 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
     for _, row in early.iterrows():
         for name in JUDGED:
             out.record(row["path"], f"early_{name}", row[name])
+    effects = {}
     for name in JUDGED:
-        p = summarize(early.loc[early["label"] == "no BN", name])
-        b = summarize(early.loc[early["label"] == "BN", name])
-        out.checks.append(Check(f"{name} smaller with BN", clearly_greater(p, b)))
-        ratio = p.mean / b.mean if b.n and b.mean > 0 else float("nan")
-        out.measured.append(vs(f"early {name}", "no BN", p, "BN", b) + f" (ratio {fmt(ratio, 3)})")
-        out.numbers[f"ratio_{name}"] = ratio if math.isfinite(ratio) else float("nan")
-    out.details = f"Early window: steps ≤ {EARLY_FRACTION:g} × each run's last landscape step."
+        p = list(early.loc[early["label"] == "no BN", name])
+        b = list(early.loc[early["label"] == "BN", name])
+        eff = effects[name] = ratio(p, b)
+        out.checks.append(effect_check(f"{name} smaller with BN", eff, eff.above()))
+        out.measured.append(effect_line(f"{name}, steps {BURN_IN}–{EARLY_END}", "no BN", p, "BN", b, eff))
+        out.numbers[f"ratio_{name}"] = eff.estimate if math.isfinite(eff.estimate) else float("nan")
+    large = [e.above(LARGE_FACTOR) for e in effects.values()]
+    passed = None if any(x is None for x in large) else all(large)
+    out.checks.append(Check(f"by large factors (every interval above {LARGE_FACTOR:g}x)", passed,
+                            ", ".join(f"{n} {e.text()}" for n, e in effects.items())))  # fmt: skip
+    out.details = f"Early window: probes at steps {BURN_IN}–{EARLY_END} (step 0 excluded)."
     if ctx.figures:
         from shiftkit.report.figures.landscape import plot_landscape
 
-        plot_landscape(df, ctx.out_dir / FIGURE, order=["no BN", "BN"],
-                       early_step=EARLY_FRACTION * float(df["step"].max()), dpi=ctx.dpi)  # fmt: skip
+        plot_landscape(df, ctx.out_dir / FIGURE, order=["no BN", "BN"], early_step=float(EARLY_END), dpi=ctx.dpi)
         out.figures.append(Figure(FIGURE, (
             "Loss-landscape probes along the gradient (step sizes 0.5–4 × LR): (a) range of the loss, "
             "(b) gradient predictiveness, (c) effective β-smoothness; mean over seeds, without and with "
-            "BN; the shaded early window is what the claim is judged on."), claim.id))
+            f"BN; the claim is judged on the probes at steps {BURN_IN}–{EARLY_END} (shaded up to {EARLY_END})."),
+            claim.id))  # fmt: skip
     return finish(out)

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from shiftkit.report.claims.base import Check, Claim, ClaimOutcome, Context, Figure, finish, mark
-from shiftkit.report.claims.common import start
+from shiftkit.report.claims.base import Claim, ClaimOutcome, Context, Figure, finish, mark
+from shiftkit.report.claims.common import effect_check, effect_line, start
 from shiftkit.report.cohort import Cohort
-from shiftkit.report.summary import clearly_greater, fmt_summary, summarize, within
+from shiftkit.report.effects import difference
+from shiftkit.report.summary import fmt_summary, summarize
 
 SMALL, LARGE = 4, 16
 TOLERANCE = 0.015
@@ -47,24 +48,31 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
         out.min_seeds = 0
         return finish(out)
     seeds = []
-    lines = ["| per-device batch | global batch | per-device BN acc. (%) | synced BN acc. (%) | judged |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| per-device batch | global batch | per-device BN acc. (%) | synced BN acc. (%) | synced − per-device | judged |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
     for (pdb, gb), g in local.groupby(["per_device_batch", "global_batch"]):
         ref = synced[synced["global_batch"] == gb]
         ref = ref if len(ref) else synced
         a, s = summarize(g["acc"]), summarize(ref["acc"])
         seeds += [a.n, s.n]
+        eff = difference(ref["acc"], g["acc"])
+        text = dict(scale=100, unit=" pts")
         if pdb <= SMALL:
-            check = Check(f"per-device batch {pdb:g} worse than synced", clearly_greater(s, a, TOLERANCE))
+            worse = eff.above()
+            passed = None if worse is None else bool(worse and eff.estimate >= TOLERANCE)
+            check = effect_check(f"per-device batch {pdb:g} clearly worse than synced (by ≥ {100 * TOLERANCE:g} pts)",
+                                 eff, passed, **text)  # fmt: skip
         elif pdb >= LARGE:
-            check = Check(f"per-device batch {pdb:g} within {100 * TOLERANCE:g} point of synced", within(a, s, TOLERANCE))
+            check = effect_check(f"per-device batch {pdb:g} within {100 * TOLERANCE:g} pts of synced", eff,
+                                 eff.below(TOLERANCE), **text)  # fmt: skip
         else:
             check = None
         if check is not None:
             out.checks.append(check)
-            out.measured.append(f"batch {pdb:g}/device: per-device {fmt_summary(a, 'acc')} vs synced {fmt_summary(s, 'acc')}")
+        out.measured.append(effect_line(f"batch {pdb:g}/device" + ("" if check else " (reported)"), "synced",
+                                        list(ref["acc"]), "per-device", list(g["acc"]), eff, "acc", **text))  # fmt: skip
         lines.append(f"| {pdb:g} | {gb:g} | {fmt_summary(a, 'acc')} | {fmt_summary(s, 'acc')} | "
-                     f"{mark(check.passed) if check else 'not judged'} |")  # fmt: skip
+                     f"{eff.text(scale=100, unit=' pts')} | {mark(check.passed) if check else 'not judged'} |")  # fmt: skip
     out.min_seeds = min(seeds) if seeds else 0
     if not out.checks:
         out.notes.append(f"No per-device batch <= {SMALL} or >= {LARGE} was run.")

@@ -6,9 +6,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from shiftkit.records import Run
-from shiftkit.report.claims.base import Claim, ClaimOutcome
+from shiftkit.report.claims.base import Check, Claim, ClaimOutcome
 from shiftkit.report.cohort import Cohort, describe_setup
+from shiftkit.report.effects import Effect
 from shiftkit.report.facts import RunFacts, accuracy_curve, steps_to_target
 from shiftkit.report.summary import Summary, clearly_greater, fmt_summary, summarize
 
@@ -41,10 +44,7 @@ class StepsToTarget:
         return self.n > 0 and self.reached == self.n
 
     def text(self) -> str:
-        s = fmt_summary(self.summary, "steps")
-        if self.reached < self.n:
-            s = f"≥ {s}, {self.reached}/{self.n} reached"
-        return s
+        return steps_text(self.values, self.reached)
 
 
 def steps_summary(pairs: Pairs, target: float) -> StepsToTarget:
@@ -92,3 +92,39 @@ def plain_and_bn(cohort: Cohort, out: ClaimOutcome) -> tuple[Pairs, Pairs] | Non
         out.notes.append(f"{out.claim.id} needs runs with norm 'none' and with norm 'batch'.")
         return None
     return plain, bn
+
+
+# ----------------------------------------------------------------------------- pre-registered rules
+
+
+def accuracies(pairs: Pairs) -> list[float]:
+    """Final accuracy per run (a diverged run scores chance), in the order of ``pairs``."""
+    return [f.acc_or_chance for _, f in pairs]
+
+
+def after_burn_in(history: pd.DataFrame | None, burn_in: float) -> pd.DataFrame | None:
+    """The rows of a history (or metrics frame) measured at ``step >= burn_in`` and after step 0:
+    the first probe and a warm-up transient never decide a rule."""
+    if history is None:
+        return None
+    return history[(history["step"] >= burn_in) & (history["step"] > 0)]
+
+
+def effect_check(name: str, effect: Effect, passed: bool | None, **text) -> Check:
+    """A check whose detail is the effect with its interval."""
+    return Check(name, passed, effect.text(**text))
+
+
+def effect_line(quantity: str, a_label: str, a: list[float], b_label: str, b: list[float], effect: Effect,
+                kind: str = "num", **text) -> str:  # fmt: skip
+    """``quantity: A mean ± sd (n) vs B mean ± sd (n); A − B = est [lo, hi]`` (or ``A / B``)."""
+    op = "−" if effect.kind == "difference" else "/"
+    return (f"{vs(quantity, a_label, summarize(a), b_label, summarize(b), kind)}; "
+            f"{a_label} {op} {b_label} = {effect.text(**text)}")
+
+
+def steps_text(values: list[float], reached: int) -> str:
+    """Mean steps over seeds; ``≥`` where some seed never reached the target (its last step is a
+    lower bound)."""
+    s = fmt_summary(summarize(values), "steps")
+    return s if reached == len(values) else f"≥ {s}, {reached}/{len(values)} reached"

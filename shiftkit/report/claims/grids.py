@@ -49,11 +49,16 @@ def grid_figure(out, cohort, ctx, grid, knob_label, target, file, caption):
 
 
 def grid_table(grid: pd.DataFrame, knob: str) -> str:
-    lines = [f"| family | {knob} | seeds | diverged | final acc. (%) | steps to target | reached |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    stable = "n_stable" in grid.columns
+    lines = [f"| family | {knob} | seeds | diverged |" + (" stable |" if stable else "")
+             + " final acc. (%) | steps to target | reached |",
+             "|---|---|---|---|" + ("---|" if stable else "") + "---|---|---|"]  # fmt: skip
     for _, c in grid.iterrows():
         acc = "n/a" if not math.isfinite(c["acc_mean"]) else f"{100 * c['acc_mean']:.2f} ± {fmt(100 * c['acc_sd'], 2)}"
         steps = f"{c['steps_mean']:.0f}" if math.isfinite(c["steps_mean"]) else "n/a"
-        lines.append(f"| {c['row']} | {c['col']:g} | {c['n']} | {c['n_diverged']} | {acc} | "
+        if math.isfinite(c["steps_mean"]) and c["n_reached"] < c["n"] - c["n_diverged"]:
+            steps = f"≥ {steps}"  # an unreached seed counts its last step: a lower bound
+        stable_cell = f" {c['n_stable']}/{c['n']} |" if stable else ""
+        lines.append(f"| {c['row']} | {c['col']:g} | {c['n']} | {c['n_diverged']} |{stable_cell} {acc} | "
                      f"{steps} | {c['n_reached']}/{c['n'] - c['n_diverged']} |")  # fmt: skip
     return "\n".join(lines)

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 RULES_COMMIT = "ebc4faf776c8"
 """The commit that fixed the rules of C1-C8 (filled in by the commit after it)."""
 RULES_DATE = "2026-12-01"
+C2_RULES_COMMIT = "d1062e3253a2"
+"""C2's rule was corrected before any of its deciding runs started (its sweep was queued behind
+C1's): a censored steps-to-target of the faster cell no longer counts as "sooner"."""
 DECIDING_SEEDS = (100, 101, 102, 103, 104)
 """The fresh seeds of the deciding runs (``seed_everything`` in every recipe's grid)."""
 

@@ -18,6 +18,7 @@ from shiftkit.report.claims import (
     c8_syncbn,
 )
 from shiftkit.report.claims.base import Claim
+from shiftkit.report.claims.prereg import C2_RULES_COMMIT, Preregistration
 
 IOFFE = "Ioffe & Szegedy 2015"
 SANTURKAR = "Santurkar et al. 2018"
@@ -47,7 +48,7 @@ CLAIMS: tuple[Claim, ...] = (
           "steps; without BN the 5x rate diverges.",
           "Inception 31.0e6 steps to 72.2%; BN-Baseline 13.3e6; BN-x5 2.1e6 (max 73.0%); BN-x30 2.7e6 "
           "(max 74.8%); no BN at 5x: diverged",
-          _rule(c2_lr_multipliers), c2_lr_multipliers.evaluate, ()),
+          _rule(c2_lr_multipliers), c2_lr_multipliers.evaluate, (), Preregistration(C2_RULES_COMMIT)),
     Claim("C3", "BN makes training robust to the init scale", IOFFE, "init_scale",
           "BN(Wu) = BN((aW)u): the weights' scale does not change the layer's output, so with BN all init "
           "scales train; without BN some stall or diverge.",

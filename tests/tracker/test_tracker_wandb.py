@@ -61,7 +61,7 @@ def test_monitor_declares_its_keys_against_the_trainer_step(tmp_path):
     from lightning.pytorch.loggers import WandbLogger
 
     from shiftkit import ShiftMonitor
-    from tests.monitor.conftest import OffsetNet, loader, standardized, trainer
+    from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
     logger = WandbLogger(project="shiftkit-test", save_dir=str(tmp_path), offline=True)
     trainer(max_steps=3, callbacks=[ShiftMonitor(every_n_steps=2)], logger=logger).fit(

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from shiftkit import ShiftMonitor
-from tests.monitor.conftest import trainer
+from tests.monitor.helpers import trainer
 
 
 def fit(

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from shiftkit.cli import main
+from shiftkit.command import main
 from shiftkit.records import read_run, read_runs
 from shiftkit.sweep import (
     SweepError,
@@ -18,7 +18,7 @@ from shiftkit.sweep import (
     wandb_sweep_config,
 )
 from shiftkit.sweep.runner import FAILED_FILE, STATUS_FILE
-from tests.cli.conftest import TINY, write_yaml
+from tests.cli.helpers import TINY, write_yaml
 
 #: Cells must be quick: synthetic data (no sklearn import in each forked cell), 6 steps, one
 #: validation, the monitor every 3 steps.
@@ -194,7 +194,7 @@ def test_ctrl_c_stops_a_real_sweep_and_a_rerun_finishes_it(tmp_path):
     script = (
         "import signal, sys\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal\n"
-        "from shiftkit.cli import main\n"
+        "from shiftkit.command import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     cmd = [sys.executable, "-c", script, "sweep", str(path), "--out", str(out), "--no-progress",

@@ -15,12 +15,30 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from shiftkit.records import HISTOGRAMS_FILE, HISTORY_FILE, METRICS_FILE, RESULT_FILE, Run, find_runs, read_run
+from shiftkit.records import (
+    HISTOGRAMS_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    RESULT_FILE,
+    Run,
+    find_runs,
+    read_run,
+)
 from shiftkit.records.atomic import atomic_write_bytes
 from shiftkit.report.claims.base import INCONCLUSIVE, NOT_RUN, ClaimOutcome, Context, Figure
 from shiftkit.report.claims.registry import CLAIMS, CLAIMS_BY_ID, CLAIMS_BY_RECIPE
-from shiftkit.report.cohort import (Cohort, accuracy_long, activation_sites, describe_setup, group_cohorts,
-                                    history_long, late_site_means, site_order)
+from shiftkit.report.cohort import (
+    SIGMOID_SATURATION,
+    Cohort,
+    accuracy_long,
+    activation_sites,
+    describe_setup,
+    group_cohorts,
+    history_long,
+    late_site_means,
+    saturating_sites,
+    site_order,
+)
 from shiftkit.report.facts import steps_to_target
 from shiftkit.report.markdown import claim_section, claims_table, figure_md, rules_section
 from shiftkit.report.summary import MIN_SEEDS
@@ -31,6 +49,21 @@ REPORT_META = "report.json"
 RESULTS_CSV = "results.csv"
 RECORDS_DIR = "records"
 MAX_COLORFUL_VARIANTS = 6
+HEATMAP_CLIP = 99.0
+"""Heat maps clip their colour scale at this percentile of the cells (a step-0 spike must not wash out
+the rest); the caption says so."""
+
+
+def reference_text(cohort: Cohort) -> str:
+    """What the monitor compared each measurement with, from the runs' configs (for captions)."""
+    from shiftkit.report.facts import config_value
+
+    cfg = cohort.config()
+    mode, every = config_value(cfg, "reference") or "previous", config_value(cfg, "every_n_steps")
+    if mode == "previous":
+        return f"the measurement {every} steps earlier" if every else "the previous measurement"
+    return {"initial": "the first measurement", "probe": "the previous measurement of a fixed probe batch"}.get(
+        mode, f"the `{mode}` reference")
 
 
 @dataclass
@@ -75,6 +108,7 @@ def build_report(
     target: float | None = None,
     seed: int | None = None,
     stat: str = "kl_gauss",
+    subtract_floor: bool = False,
     dpi: int = 150,
     command: str | None = None,
     copy_records: bool = False,
@@ -94,6 +128,8 @@ def build_report(
         target: target accuracy (fraction) for steps-to-target; default the runs' ``target_accuracy``.
         seed: the seed of single-run figures (percentile bands, colorful dimension); default the smallest.
         stat: the shift statistic of heat maps and of the C5 shift number.
+        subtract_floor: heat maps show the statistic minus its noise floor (``{stat}_floor``, what two
+            batches of one unchanging distribution give at the run's batch size) where it was recorded.
         dpi: figure resolution.
         command: the command line to print as "regenerate with" (default reconstructed).
         copy_records: also copy each run's small record files (``result.json``, ``metrics.csv``,
@@ -120,7 +156,8 @@ def build_report(
         raise ValueError(f"no run records (result.json) found under {where}")
     cohorts = group_cohorts(all_runs)
     requested = [CLAIMS_BY_ID[c] for c in claims] if claims else [c for c in CLAIMS if c.recipe in cohorts]
-    ctx = Context(out_dir=out, figures=figures, target=target, seed=seed, dpi=dpi, stat=stat)
+    ctx = Context(out_dir=out, figures=figures, target=target, seed=seed, dpi=dpi, stat=stat,
+                  subtract_floor=subtract_floor)
     out.mkdir(parents=True, exist_ok=True)
 
     outcomes: list[ClaimOutcome] = []
@@ -198,12 +235,18 @@ def draw_recipe_figures(cohort: Cohort, kinds: Sequence[str], ctx: Context) -> l
         if len(df) and df["value"].notna().any():
             file = f"{name}_heatmap_{ctx.stat}.png"
             sites = site_order(r.history for r in cohort.runs)
+            floor = history_long(cohort.pairs, f"{ctx.stat}_floor", labels)
+            if len(floor) == len(df):
+                df[f"{ctx.stat}_floor"] = floor["value"].to_numpy()
+            reference = reference_text(cohort)
             plot_shift_heatmap(df, ctx.out_dir / file, stat=ctx.stat, sites=sites, order=order,
-                               title=f"{name}: per-layer shift ({ctx.stat})", dpi=ctx.dpi)  # fmt: skip
+                               title=f"{name}: per-layer shift ({ctx.stat})", dpi=ctx.dpi, reference=reference,
+                               subtract_floor=ctx.subtract_floor, clip_percentile=HEATMAP_CLIP)  # fmt: skip
             figs.append(Figure(file, (
-                f"`{name}`: shift of each monitored layer input (`{ctx.stat}` to the monitor's reference, "
-                "mean over seeds) by step, one panel per variant, one colour scale; grey: site absent "
-                "or undefined (the first measurement has no reference).")))  # fmt: skip
+                f"`{name}`: shift of each monitored layer input (`{ctx.stat}` to {reference}, mean over seeds"
+                + (", minus the noise floor of its batch size" if ctx.subtract_floor else "")
+                + f") by step, one panel per variant, one colour scale clipped at the {HEATMAP_CLIP:g}th "
+                "percentile; grey: site absent or undefined (the first measurement has no reference).")))  # fmt: skip
     if "colorful" in kinds:
         from shiftkit.report.figures.colorful import plot_colorful
 
@@ -219,8 +262,10 @@ def draw_recipe_figures(cohort: Cohort, kinds: Sequence[str], ctx: Context) -> l
                     sites.append(s)
         if hists:
             file = f"{name}_colorful.png"
+            saturating = {s for r, _ in cohort.pairs for s in saturating_sites(r.history)}
             plot_colorful(hists, ctx.out_dir / file, sites=sites, seed=seed,
-                          title=f"{name}: activation histograms by step", dpi=ctx.dpi)  # fmt: skip
+                          title=f"{name}: activation histograms by step", dpi=ctx.dpi,
+                          saturation=SIGMOID_SATURATION, saturating_sites=saturating)  # fmt: skip
             figs.append(Figure(file, (
                 f"`{name}`, seed {seed}: \"colorful dimension\" plot — for each activation input (columns) "
                 "and variant (rows), the histogram of the input's values at each step on a log colour "

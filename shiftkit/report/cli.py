@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the single-run figures (default: the smallest)")
     p.add_argument("--stat", default="kl_gauss", help="shift statistic of the heat maps and of C5 (default kl_gauss)")
     p.add_argument("--dpi", type=int, default=150, help="figure resolution (default 150)")
+    p.add_argument("--subtract-floor", action="store_true",
+                   help="heat maps show each statistic minus its noise floor at the run's batch size")
     p.add_argument("--no-figures", action="store_true", help="tables only (fast)")
     p.add_argument("--copy-records", action="store_true",
                    help="copy the runs' small record files into the report (to rebuild it without the runs)")
@@ -120,7 +122,7 @@ def _report(args, claims, argv) -> None:
     t0 = time.monotonic()
     result = build_report(args.runs_dirs, out, runs=runs, claims=claims, title=args.title,
                           figures=not args.no_figures, target=args.target, seed=args.seed, stat=args.stat,
-                          dpi=args.dpi, command=command, copy_records=args.copy_records,
+                          subtract_floor=args.subtract_floor, dpi=args.dpi, command=command, copy_records=args.copy_records,
                           progress=not args.no_progress)  # fmt: skip
     verdicts = ", ".join(f"{o.claim.id} {o.status}" for o in result.outcomes) or "no claims"
     print(f"wrote {result.readme} ({result.n_runs} runs, {len(result.figures)} figures, "
@@ -145,7 +147,7 @@ def _split(args, argv) -> None:
     for recipe, cohort in group_cohorts(runs).items():
         result = build_report([], out_root / recipe, runs=cohort.runs, title=args.title and f"{args.title}: {recipe}",
                               figures=not args.no_figures, target=args.target, seed=args.seed, stat=args.stat,
-                              dpi=args.dpi, command=command, copy_records=args.copy_records,
+                              subtract_floor=args.subtract_floor, dpi=args.dpi, command=command, copy_records=args.copy_records,
                               progress=not args.no_progress, paths_relative_to=args.runs_dirs)  # fmt: skip
         verdicts = ", ".join(f"{o.claim.id} {o.status}" for o in result.outcomes) or "no claims"
         print(f"wrote {result.readme} ({result.n_runs} runs, {len(result.figures)} figures): {verdicts}")

@@ -24,6 +24,9 @@ NORM_LABELS = {
     "group": "GroupNorm",
 }
 """How a normalization is named in legends when it tells the variants apart."""
+SIGMOID_SATURATION = 4.0
+"""The monitor's saturation threshold for sigmoid inputs (``shiftkit.stats.activation``), typed here so
+that reading reports needs no torch (a test checks the two agree)."""
 
 
 @dataclass

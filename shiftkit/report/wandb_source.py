@@ -14,7 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-from shiftkit.records import DIVERGED, GLOBAL_STEP, TEST_ACC, VAL_ACC, Run, merge_rows_by_step, shift_long_format
+from shiftkit.records import (
+    DIVERGED,
+    GLOBAL_STEP,
+    TEST_ACC,
+    VAL_ACC,
+    Run,
+    merge_rows_by_step,
+    shift_long_format,
+)
 
 WANDB_STEP = "_step"
 

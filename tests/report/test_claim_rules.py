@@ -13,8 +13,8 @@ from shiftkit.report import build_report
 from shiftkit.report.claims.base import Context
 from shiftkit.report.claims.registry import CLAIMS_BY_ID
 from shiftkit.report.cohort import group_cohorts
-from tests.report.conftest import claims_rows
 from tests.report import synthetic_runs as syn
+from tests.report.conftest import claims_rows
 
 
 def decide(tmp_path, claim_id: str, specs, seeds=syn.SEEDS):
@@ -104,8 +104,8 @@ def test_c4_partly_when_saturation_is_equal(tmp_path):
 
 
 def test_c4_sigmoid_derivative_is_read_from_the_histograms(tmp_path):
-    from shiftkit.report.claims.c4_deep_sigmoid import sigmoid_derivative
     from shiftkit.records import read_run
+    from shiftkit.report.claims.c4_deep_sigmoid import sigmoid_derivative
 
     out = decide(tmp_path, "C4", syn.deep_sigmoid_specs())
     assert out.status == "yes"

@@ -59,3 +59,10 @@ def test_non_finite_values_are_left_out():
 def test_mean_interval_against_bound():
     e = mean([0.91, 0.93, 0.92, 0.94, 0.90])
     assert e.above(0.5) is True and e.below(0.95) is True and e.above(0.92) is False
+
+
+def test_report_saturation_threshold_is_the_monitors():
+    from shiftkit.report.cohort import SIGMOID_SATURATION
+    from shiftkit.stats.activation import SATURATION_THRESHOLDS
+
+    assert SIGMOID_SATURATION == SATURATION_THRESHOLDS["Sigmoid"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shiftkit.report import build_report
-from shiftkit.report.claims.base import ClaimOutcome, Check, finish
+from shiftkit.report.claims.base import Check, ClaimOutcome, finish
 from shiftkit.report.claims.prereg import Amendment
 from shiftkit.report.claims.registry import CLAIMS, CLAIMS_BY_ID
 from tests.report import synthetic_runs as syn

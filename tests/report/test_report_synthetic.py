@@ -14,7 +14,7 @@ from tests.report.conftest import claims_rows, measured, png_size, read_result, 
 from tests.report.synthetic_runs import RECIPES
 
 EXPECTED_FIGURES = {
-    "C1_fig1.png", "C2_lr_grid.png", "C3_init_grid.png", "C4_saturation.png", "C5_noisy_bn.png",
+    "C1_fig1.png", "C2_lr_grid.png", "C3_init_grid.png", "C4_saturation.png", "C5_noisy_bn.png", "C5_distribution.png",
     "C6_grad_ics.png", "C7_landscape.png", "C8_syncbn.png",
     "mnist_fig1_heatmap_kl_gauss.png", "mnist_fig1_colorful.png",
     "deep_sigmoid_heatmap_kl_gauss.png", "deep_sigmoid_colorful.png", "noisy_bn_heatmap_kl_gauss.png",

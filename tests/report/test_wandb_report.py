@@ -12,8 +12,13 @@ import pandas as pd
 import pytest
 
 from shiftkit.report.cli import main
-from shiftkit.report.wandb_report import (WandbReportError, build_wandb_report, check_online,
-                                          credentials_source, report_spec)  # fmt: skip
+from shiftkit.report.wandb_report import (
+    WandbReportError,
+    build_wandb_report,
+    check_online,
+    credentials_source,  # fmt: skip
+    report_spec,
+)
 from shiftkit.report.wandb_source import read_wandb_runs
 
 ENTITY, PROJECT = "test-entity", "shiftkit-tests"

@@ -73,6 +73,7 @@ class Context:
     seed: int | None = None
     dpi: int = 150
     stat: str = "kl_gauss"
+    subtract_floor: bool = False
 
 
 @dataclass

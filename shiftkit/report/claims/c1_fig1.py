@@ -217,7 +217,7 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
             bands[name] = percentile_band(run.history, last_sigmoid_site(run.history))
             edges[name] = site_edges(run, last_sigmoid_site(run.history))
         plot_fig1(acc, bands, ctx.out_dir / FIGURE, site=site or "?", seed=seed,
-                  order=["no BN", "BN"], edges=edges, dpi=ctx.dpi)  # fmt: skip
+                  order=["no BN", "BN"], edges=edges, dpi=ctx.dpi, early_end=EARLY_END, burn_in=BURN_IN)  # fmt: skip
         out.figures.append(Figure(FIGURE, (
             f"(a) Held-out accuracy vs step, mean ± sd over seeds; (b, c) 15th/50th/85th percentiles of "
             f"the input to `{site}` (the last sigmoid layer, pooled over its units), seed {seed}, "

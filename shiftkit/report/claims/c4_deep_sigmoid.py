@@ -39,7 +39,7 @@ from shiftkit.report.claims.common import (
     plain_and_bn,
     start,
 )
-from shiftkit.report.cohort import Cohort, accuracy_long, saturating_sites
+from shiftkit.report.cohort import SIGMOID_SATURATION, Cohort, accuracy_long, saturating_sites
 from shiftkit.report.effects import difference, ratio
 from shiftkit.report.summary import fmt_summary, summarize
 
@@ -69,7 +69,7 @@ def sigmoid_derivative(run, sites: list[str], burn_in: float) -> dict[str, float
         bins = counts.shape[-1] - 2
         edges = np.linspace(float(h["lo"][i]), float(h["hi"][i]), bins + 1)
         x = np.concatenate([[edges[0]], (edges[:-1] + edges[1:]) / 2, [edges[-1]]])
-        s = 1.0 / (1.0 + np.exp(-x))
+        s = 0.5 * (1.0 + np.tanh(x / 2))  # the sigmoid, without overflow far from 0
         total = counts.sum(axis=1)
         per_step = (counts * (s * (1 - s))).sum(axis=1) / np.where(total > 0, total, np.nan)
         out[site] = float(np.nanmean(per_step)) if np.isfinite(per_step).any() else float("nan")
@@ -151,10 +151,12 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
         labels = {f.variant: "no BN" for _, f in plain} | {f.variant: "BN" for _, f in bn}
         shown = sat[sat["init_std"] == judged] if judged is not None else sat
         plot_saturation(accuracy_long(plain + bn, labels), shown, ctx.out_dir / FIGURE,
-                        order=["no BN", "BN"], threshold_note=f"steps ≥ {BURN_IN}", dpi=ctx.dpi)  # fmt: skip
+                        order=["no BN", "BN"], threshold_note=f"steps ≥ {BURN_IN}", dpi=ctx.dpi,
+                        threshold=SIGMOID_SATURATION)  # fmt: skip
         out.figures.append(Figure(FIGURE, (
             f"Init std {judged:g} (the saturating init): (a) held-out accuracy vs step, mean ± sd over seeds; "
             "(b) fraction of each sigmoid layer's inputs beyond the monitor's saturation threshold "
-            f"(sigmoid: |x| > 4), mean over the measurements from step {BURN_IN} on, without and with BN."
+            f"(sigmoid: |x| > 4), mean over the measurements from step {BURN_IN} on, and (c) its mean sigmoid "
+            "derivative s(x)(1 − s(x)) read from the histograms, without and with BN."
             if judged is not None else "Accuracy and saturation per sigmoid layer."), claim.id))  # fmt: skip
     return finish(out)

@@ -54,6 +54,7 @@ SHIFT_STATS = ("js_hist", "mean_drift", "kl_gauss")
 VARIANTS = tuple((norm, NORM_LABELS[norm]) for norm in ("none", "batch", "noisy_batch", "noisy_none"))
 """The four variants and their labels: no BN (plain), BN, noisy BN, noisy no BN (noisy plain)."""
 FIGURE = "C5_noisy_bn.png"
+DISTRIBUTION_FIGURE = "C5_distribution.png"
 
 
 def noise_sites(pairs: Pairs) -> list[str]:
@@ -153,10 +154,37 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
         pairs = [p for g in present.values() for p in g]
         shift_df = pd.concat([shift_series(r, sites, ctx.stat).assign(label=labels[f.variant], seed=f.seed)
                               for r, f in pairs], ignore_index=True)  # fmt: skip
+        final = pd.DataFrame([dict(label=k, seed=f.seed, acc=a) for k, g in present.items()
+                              for (_, f), a in zip(g, acc[k])], columns=["label", "seed", "acc"])  # fmt: skip
+        judged = pd.DataFrame([dict(label=k, seed=f.seed, stat=s, value=v) for s in SHIFT_STATS for k, g in main.items()
+                               for (_, f), v in zip(g, shift[s][k])], columns=["label", "seed", "stat", "value"])  # fmt: skip
         plot_noisy_bn(accuracy_long(pairs, labels), shift_df, ctx.out_dir / FIGURE,
-                      order=list(present), stat=ctx.stat, dpi=ctx.dpi)  # fmt: skip
+                      order=list(present), stat=ctx.stat, dpi=ctx.dpi, final=final, judged=judged,
+                      burn_in=BURN_IN, sites_note="the noise sites (activation inputs)")  # fmt: skip
         out.figures.append(Figure(FIGURE, (
             f"(a) Held-out accuracy and (b) shift of the activation inputs ({ctx.stat} to the previous "
             "measurement, averaged over the noise sites), mean ± sd over seeds; the claim is judged from "
             f"step {BURN_IN} on."), claim.id))  # fmt: skip
+        distribution_figure(out, main, sites, ctx)
     return finish(out)
+
+
+def distribution_figure(out: ClaimOutcome, main: dict[str, Pairs], sites: list[str], ctx: Context) -> None:
+    """Santurkar et al.'s Fig. 2: one noise site's input distribution at successive steps, no BN,
+    BN and noisy BN, one seed (the middle noise site: the noise of the layers below has entered)."""
+    from shiftkit.report.figures.noisy_bn import plot_distribution_over_steps
+
+    if not sites:
+        return
+    site = sites[len(sites) // 2]
+    seeds = sorted({f.seed for g in main.values() for _, f in g})
+    seed = ctx.seed if ctx.seed in seeds else (seeds[0] if seeds else None)
+    hists = {label: run.histograms for label in ("no BN", "BN", "noisy BN") for run, f in main.get(label, [])
+             if f.seed == seed and run.histograms is not None and site in [str(s) for s in run.histograms["sites"]]}
+    if len(hists) < 2:
+        return
+    plot_distribution_over_steps(hists, ctx.out_dir / DISTRIBUTION_FIGURE, site=site, seed=seed, dpi=ctx.dpi)
+    out.figures.append(Figure(DISTRIBUTION_FIGURE, (
+        f"As Santurkar et al.'s Fig. 2: the distribution of the input of `{site}` (a noise site) at successive "
+        f"steps, seed {seed}, from the monitor's fixed-edge histograms, one column per variant: how far it "
+        "moves from step to step is the shift the claim is about."), out.claim.id))  # fmt: skip

@@ -145,9 +145,10 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
         from shiftkit.report.figures.grad_ics import pick_layers, plot_grad_ics
 
         shown = pick_layers(layers)
-        plot_grad_ics(df, ctx.out_dir / FIGURE, layers=shown, order=["no BN", "BN"], dpi=ctx.dpi)
+        plot_grad_ics(df, ctx.out_dir / FIGURE, layers=shown, order=["no BN", "BN"], dpi=ctx.dpi,
+                      rows=("rel", "cos", "l2"), burn_in=BURN_IN, judged_layers=judged)  # fmt: skip
         out.figures.append(Figure(FIGURE, (
-            "Gradient-based ICS per layer: ‖G − G′‖₂ (top) and cos(G, G′) (bottom), where G is the "
+            "Gradient-based ICS per layer: ‖G − G′‖/‖G‖ (top), cos(G, G′) (middle) and ‖G − G′‖₂ (bottom), where G is the "
             "layer's weight gradient and G′ the same gradient after the layers below took their "
             "update; mean ± sd over seeds, without and with BN; the claim is judged on ‖G − G′‖/‖G‖ from "
             f"step {BURN_IN} until the training loss falls below {LOSS_FLOOR:g}"

@@ -96,7 +96,8 @@ def evaluate(claim: Claim, cohort: Cohort, ctx: Context) -> ClaimOutcome:
     if ctx.figures:
         from shiftkit.report.figures.landscape import plot_landscape
 
-        plot_landscape(df, ctx.out_dir / FIGURE, order=["no BN", "BN"], early_step=float(EARLY_END), dpi=ctx.dpi)
+        plot_landscape(df, ctx.out_dir / FIGURE, order=["no BN", "BN"], early_step=float(EARLY_END), dpi=ctx.dpi,
+                       burn_in=BURN_IN)  # fmt: skip
         out.figures.append(Figure(FIGURE, (
             "Loss-landscape probes along the gradient (step sizes 0.5–4 × LR): (a) range of the loss, "
             "(b) gradient predictiveness, (c) effective β-smoothness; mean over seeds, without and with "

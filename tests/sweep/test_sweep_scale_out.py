@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from shiftkit.cli import main
+from shiftkit.command import main
 from shiftkit.report.cli import main as report_main
 from shiftkit.sweep import SweepError, parse_shard, shard_cells
 from shiftkit.sweep import runner as sweep_runner
 from shiftkit.sweep.devices import device_slots, visible_devices
 from shiftkit.sweep.runner import FAILED_FILE, STATUS_FILE
-from tests.cli import fake_cell
-from tests.cli.test_sweep import QUICK, sweep_file
+from tests.sweep import fake_cell
+from tests.sweep.test_sweep import QUICK, sweep_file
 
 #: The stand-in cells still go through `shiftkit fit`'s config resolution (ids), so the grid
 #: must name a GPU accelerator: --devices-per-cell refuses cells pinned to the CPU.
@@ -26,7 +26,7 @@ GPU = ["--trainer.accelerator=gpu"]
 
 @pytest.fixture
 def fake_cells(monkeypatch):
-    """Cells run tests/cli/fake_cell.py instead of `shiftkit fit` (forked or fresh)."""
+    """Cells run tests/sweep/fake_cell.py instead of `shiftkit fit` (forked or fresh)."""
     monkeypatch.setattr(sweep_runner, "CELL_MODULE", fake_cell.__name__)
 
 

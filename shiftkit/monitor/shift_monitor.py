@@ -10,9 +10,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
-from shiftkit.records.names import GLOBAL_STEP
 from shiftkit.monitor.validation import MonitorConfigError  # noqa: F401 -- registered for ShiftMonitor
-from shiftkit.records.names import DEFAULT_QUANTILES
+from shiftkit.records.names import DEFAULT_QUANTILES, GLOBAL_STEP
 from shiftkit.tracker import ShiftTracker
 from shiftkit.tracker.logging import define_shift_metrics, wants_wandb_media
 from shiftkit.tracker.probe import ProbeFn
@@ -101,6 +100,10 @@ class ShiftMonitor(Callback):
             compilation at the first measurement. Worth it for long runs that
             measure often on large activations.
         probe_seed: seed of the probe forward's random number generators.
+        heatmap_every: with a ``WandbLogger``, also log the layer x step heat map of
+            ``kl_gauss`` over the run so far (an image, ``shift_heatmap/kl_gauss``) every this
+            many measurements; None (default): never. How a run is shown, not what it computes:
+            left out of the CLI's run hash.
 
     Attributes:
         tracker: the :class:`~shiftkit.ShiftTracker` doing the work; the options and results
@@ -152,6 +155,7 @@ class ShiftMonitor(Callback):
         max_units: int = 65536,
         probe_seed: int = 0,
         fused: bool = False,
+        heatmap_every: int | None = None,
     ):
         super().__init__()
         # Everything but the Lightning life cycle is the tracker's: checks, hooks, measurement,
@@ -164,7 +168,7 @@ class ShiftMonitor(Callback):
             saturation_thresholds=saturation_thresholds, noise_floor=noise_floor, widen_at=widen_at,
             var_floor=var_floor, log_histograms=log_histograms, histogram_every=histogram_every,
             keep_history=keep_history, keep_histograms=keep_histograms, max_units=max_units,
-            probe_seed=probe_seed, fused=fused, owner="ShiftMonitor",
+            probe_seed=probe_seed, fused=fused, heatmap_every=heatmap_every, owner="ShiftMonitor",
         )  # fmt: skip
         self.every_n_steps = every_n_steps
 

@@ -179,24 +179,32 @@ class ShiftTracker:
                 raise config_error(
                     owner,
                     f"{owner}: stats must be a non-empty list of names from: {', '.join(known)}; "
-                    f"got {stats!r}"
+                    f"got {stats!r}",
                 )
             unknown = [s for s in stats if s not in known]
             if unknown:
-                raise config_error(owner, f"{owner}: unknown stats {unknown}; allowed: {', '.join(known)}")
-        thresholds = dict(SATURATION_THRESHOLDS) if saturation_thresholds is None else saturation_thresholds
+                raise config_error(
+                    owner, f"{owner}: unknown stats {unknown}; allowed: {', '.join(known)}"
+                )
+        thresholds = (
+            dict(SATURATION_THRESHOLDS) if saturation_thresholds is None else saturation_thresholds
+        )
         if not isinstance(thresholds, Mapping):
             raise config_error(
                 owner,
                 f"{owner}: saturation_thresholds must be a dict {{activation type name: |x| threshold}}, "
-                f"e.g. {dict(SATURATION_THRESHOLDS)}; got {thresholds!r}"
+                f"e.g. {dict(SATURATION_THRESHOLDS)}; got {thresholds!r}",
             )
-        bad = {k: v for k, v in thresholds.items() if not (isinstance(k, str) and is_positive_number(v))}
+        bad = {
+            k: v
+            for k, v in thresholds.items()
+            if not (isinstance(k, str) and is_positive_number(v))
+        }
         if bad:
             raise config_error(
                 owner,
                 f"{owner}: saturation_thresholds must be positive finite numbers keyed by activation "
-                f"type name (str), got {bad}"
+                f"type name (str), got {bad}",
             )
         thresholds = dict(thresholds)
         check_fraction(owner, "widen_at", widen_at, allow_none=True)
@@ -206,7 +214,7 @@ class ShiftTracker:
             given = "probe_batch" if probe_batch is not None else "probe_fn"
             raise config_error(
                 owner,
-                f"{owner}: {given} is used only with reference='probe', got reference={reference!r}"
+                f"{owner}: {given} is used only with reference='probe', got reference={reference!r}",
             )
         check_int(owner, "heatmap_every", heatmap_every, 1, allow_none=True)
         if not isinstance(wandb, bool):
@@ -216,8 +224,7 @@ class ShiftTracker:
         unknown = [s for s in heatmap_stats if s not in known]
         if unknown:
             raise config_error(
-                owner,
-                f"{owner}: unknown heatmap_stats {unknown}; allowed: {', '.join(known)}"
+                owner, f"{owner}: unknown heatmap_stats {unknown}; allowed: {', '.join(known)}"
             )
         if wandb:
             from shiftkit.extras import require
@@ -229,7 +236,11 @@ class ShiftTracker:
         self.probe_batch, self.probe_fn, self.probe_baseline = probe_batch, probe_fn, probe_baseline
         self.stats = frozenset(stats if stats is not None else known)
         self.quantiles, self.bins, self.hist_max_elements = quantiles, bins, hist_max_elements
-        self.saturation_thresholds, self.noise_floor, self.var_floor = thresholds, noise_floor, float(var_floor)
+        self.saturation_thresholds, self.noise_floor, self.var_floor = (
+            thresholds,
+            noise_floor,
+            float(var_floor),
+        )
         self.log_histograms, self.histogram_every = log_histograms, histogram_every
         self.keep_history, self.max_units, self.probe_seed = keep_history, max_units, probe_seed
         self.keep_histograms, self.fused, self.widen_at = keep_histograms, fused, widen_at
@@ -367,7 +378,7 @@ class ShiftTracker:
             if batch is None:
                 raise config_error(
                     self.owner,
-                    f"{self.owner}: reference='probe' needs a probe batch: pass probe_batch=... or step(batch=...)"
+                    f"{self.owner}: reference='probe' needs a probe batch: pass probe_batch=... or step(batch=...)",
                 )
             self._probe = detached_copy(batch)
         if due and self._probed_step != step:
@@ -417,27 +428,27 @@ class ShiftTracker:
         finally:
             self._hooks.active = was
 
-
     # ------------------------------------------------------------------- hot path
     def _observe(self, index: int, x: torch.Tensor) -> None:
         if index in self._failed_sites:
             return
         try:
             self._acc.observe(index, x)
-        except Exception as err:  # the monitor must never be why a training run stops
+        except Exception as err:  # noqa: BLE001 -- the monitor must never be why a training run stops
             # Skipped on this rank only: the packed layout, and so every
             # collective, stays the same on all ranks.
             self._failed_sites.add(index)
             self._warn_once(
-                self._sites[index].name, "observe", f"measuring its {{kind}} failed ({_error(err)}); no longer measured"
+                self._sites[index].name,
+                "observe",
+                f"measuring its {{kind}} failed ({_error(err)}); no longer measured",
             )
-
 
     # ------------------------------------------------------------- per measurement
     def _measure(self, step: int) -> None:
         try:
             self._measure_now(step)
-        except Exception as err:  # never an exception from the monitor (see _observe)
+        except Exception as err:  # noqa: BLE001 -- never an exception from the monitor (see _observe)
             # Every rank reaches this at the same measurement: the states were
             # reduced before anything that depends on their values ran.
             self._disabled = True
@@ -481,14 +492,18 @@ class ShiftTracker:
             self.history.extend(r.row(step, self.epoch) for r in records if r.has_data)
         extra = self._wandb_media(records, snap if log_hist else None, heatmaps)
         metrics = measurement_metrics(records, self.stats)
-        log_measurement((*self._sinks, *self.loggers), metrics, step, self._failed_loggers, self.owner, extra)
+        log_measurement(
+            (*self._sinks, *self.loggers), metrics, step, self._failed_loggers, self.owner, extra
+        )
         if self.keep_histograms:
             self.histogram_history.append(
                 (step, [r.hist for r in records], list(snap.layout.lo), list(snap.layout.hi))
             )
         self._widen_outgrown(records)
 
-    def _wandb_media(self, records, snap: Snapshot | None, heatmaps: bool) -> Callable[[], dict] | None:
+    def _wandb_media(
+        self, records, snap: Snapshot | None, heatmaps: bool
+    ) -> Callable[[], dict] | None:
         """What W&B destinations get beyond the scalars: histograms and heat maps, made lazily."""
         if snap is None and not heatmaps:
             return None
@@ -530,7 +545,11 @@ class ShiftTracker:
         """``(sites, lo, hi)``: each site's in-range histogram edges (NaN if never seen)."""
         layout = self._acc.layout if self._acc is not None else None
         nan = [float("nan")] * len(self._sites)
-        return self.site_names, list(layout.lo) if layout else nan, list(layout.hi) if layout else nan
+        return (
+            self.site_names,
+            list(layout.lo) if layout else nan,
+            list(layout.hi) if layout else nan,
+        )
 
     def write_records(self, run_dir) -> None:
         """Write :attr:`history` (and the histograms, if kept) into a run directory.
@@ -602,7 +621,9 @@ class ShiftTracker:
             "measurements": self.measurements,
             "last_measured_step": self.last_measured_step,
             "accumulator": self._acc.state_dict(),
-            "reference": None if self._ref is None or (self.reference == "probe" and probe is None) else self._ref.state_dict(),
+            "reference": None
+            if self._ref is None or (self.reference == "probe" and probe is None)
+            else self._ref.state_dict(),
             "probe": probe,
             "history": list(self.history),
             "histogram_history": [list(entry) for entry in self.histogram_history],
@@ -625,7 +646,7 @@ class ShiftTracker:
                 self.owner,
                 f"{self.owner}: the checkpoint was written for other monitored layers "
                 f"({len(state.get('sites', []))} sites) than this model has ({len(names)}); "
-                "resume with the same model and the same layers/exclude/track arguments"
+                "resume with the same model and the same layers/exclude/track arguments",
             )
         self._acc.load_state_dict(state["accumulator"])
         if state.get("reference") is not None:
@@ -648,17 +669,23 @@ class ShiftTracker:
                 self._no_tensor.add(i)
                 got = f"got {skipped}" if skipped else "got no tensor at all"
                 self._warn_once(
-                    self._sites[i].name, "no-tensor", f"its {{kind}} carried no floating-point tensor ({got}); not measured"
+                    self._sites[i].name,
+                    "no-tensor",
+                    f"its {{kind}} carried no floating-point tensor ({got}); not measured",
                 )
             elif skipped:
                 ((path, what),) = inventory.measured.items()
-                self._warn_once(self._sites[i].name, "skipped", f"measured {path}: {what}; skipped {skipped}")
+                self._warn_once(
+                    self._sites[i].name, "skipped", f"measured {path}: {what}; skipped {skipped}"
+                )
 
     def _warn_about(self, records: list[SiteRecord], step: int) -> None:
         for r in records:
             if r.values.get("nonfinite", 0.0) > 0:
                 self._warn_once(
-                    r.site, "nonfinite", "{kind} had non-finite values (counted in 'nonfinite', left out of the statistics)"
+                    r.site,
+                    "nonfinite",
+                    "{kind} had non-finite values (counted in 'nonfinite', left out of the statistics)",
                 )
             if r.flags.get(OVERFLOW_FLAG):
                 self._warn_once(
@@ -676,7 +703,11 @@ class ShiftTracker:
                     "its percentiles and histogram divergences are coarse for the rest of the run",
                 )
         for i in sorted(self._acc.shape_mismatch):
-            self._warn_once(self._sites[i].name, "shape", "the number of units changed between calls; those calls are skipped")
+            self._warn_once(
+                self._sites[i].name,
+                "shape",
+                "the number of units changed between calls; those calls are skipped",
+            )
 
     def _warn_once_for_missing(self) -> None:
         if self._acc is not None:
@@ -684,9 +715,9 @@ class ShiftTracker:
             explained = self._no_tensor | self._failed_sites
             for i, spec in enumerate(self._sites):
                 if spec.name in self._acc.never_seen and i not in explained:
-                    self._warn_once(spec.name, "never", "never ran in a measured training step; dropped")
-
-
+                    self._warn_once(
+                        spec.name, "never", "never ran in a measured training step; dropped"
+                    )
 
 
 def unwrapped(model: nn.Module) -> nn.Module:

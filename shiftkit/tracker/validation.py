@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 
-
 class ConfigError(ValueError):
     """A tracker or monitor was given an argument, a model or a Trainer it cannot work with.
 
@@ -78,8 +77,7 @@ def check_choice(owner: str, name: str, value: Any, allowed: Sequence[str]) -> N
     """
     if value not in allowed:
         raise config_error(
-            owner,
-            f"{owner}: {name}={value!r} is not one of {', '.join(map(repr, allowed))}"
+            owner, f"{owner}: {name}={value!r} is not one of {', '.join(map(repr, allowed))}"
         )
 
 
@@ -106,8 +104,7 @@ def check_fraction(
         span = "[0, 1)" if closed_low else "(0, 1)"
         none = " or None" if allow_none else ""
         raise config_error(
-            owner,
-            f"{owner}: {name} must be a fraction in {span}{none}, got {value!r}"
+            owner, f"{owner}: {name} must be a fraction in {span}{none}, got {value!r}"
         )
 
 
@@ -127,6 +124,6 @@ def check_quantiles(owner: str, quantiles: Any) -> tuple[float, ...]:
         raise config_error(
             owner,
             f"{owner}: quantiles must be levels in (0, 1), a non-empty list such as "
-            f"(0.15, 0.5, 0.85); got {quantiles!r}"
+            f"(0.15, 0.5, 0.85); got {quantiles!r}",
         )
     return tuple(float(q) for q in quantiles)

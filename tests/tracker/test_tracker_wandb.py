@@ -64,12 +64,17 @@ def test_monitor_declares_its_keys_against_the_trainer_step(tmp_path):
     from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 
     logger = WandbLogger(project="shiftkit-test", save_dir=str(tmp_path), offline=True)
-    trainer(max_steps=3, callbacks=[ShiftMonitor(every_n_steps=2)], logger=logger).fit(
+    monitor = ShiftMonitor(every_n_steps=2, heatmap_every=2)
+    trainer(max_steps=3, callbacks=[monitor], logger=logger).fit(
         OffsetNet(lr=0.1), loader(standardized(32, 6), 8)
     )
     wandb.finish()
-    defs = metric_definitions(wait_for_wandb_run(tmp_path / "wandb"))
-    assert (
-        defs.get("shift/*") == "trainer/global_step"
-        and defs.get("shift_hist/*") == "trainer/global_step"
-    )
+    run_dir = wait_for_wandb_run(tmp_path / "wandb")
+    defs = metric_definitions(run_dir)
+    assert defs.get("shift/*") == defs.get("shift_hist/*") == "trainer/global_step"
+    frame = read_wandb_offline(run_dir, step_col="trainer/global_step")
+    heat = "shift_heatmap/kl_gauss"
+    images = [
+        int(r["trainer/global_step"]) for _, r in frame.iterrows() if isinstance(r.get(heat), dict)
+    ]
+    assert images == [2]  # heatmap_every=2: the 2nd measurement (steps 0 and 2 are measured)

@@ -6,7 +6,8 @@ independently (the runs of two variants share seed numbers but nothing else), ``
 from a generator with a fixed seed, so a report rebuilds to the same digits. "Clearly" in a rule
 means the interval excludes no effect (0 for a difference, 1 for a ratio).
 
-Non-finite values are left out before resampling; a group with fewer than two finite values has
+The values are sorted before resampling, so an interval does not depend on the order in which
+the runs were read. Non-finite values are left out before resampling; a group with fewer than two finite values has
 no interval (NaN bounds, never "clearly").
 """
 
@@ -84,8 +85,10 @@ class Effect:
 
 
 def _finite(values: Iterable[float]) -> np.ndarray:
+    """The finite values, sorted: the resamples then depend on the values, not on the order the
+    runs were read in (a report rebuilt from copied records gives the same interval)."""
     a = np.asarray([float(v) for v in values], dtype=float)
-    return a[np.isfinite(a)]
+    return np.sort(a[np.isfinite(a)])
 
 
 def _boot_means(rng: np.random.Generator, a: np.ndarray, n_boot: int) -> np.ndarray:

@@ -66,3 +66,8 @@ def test_report_saturation_threshold_is_the_monitors():
     from shiftkit.stats.activation import SATURATION_THRESHOLDS
 
     assert SIGMOID_SATURATION == SATURATION_THRESHOLDS["Sigmoid"]
+
+
+def test_interval_does_not_depend_on_the_order_of_the_runs():
+    assert difference(A, B) == difference(A[::-1], B[::-1])
+    assert ratio(A, B) == ratio(sorted(A), B[2:] + B[:2])

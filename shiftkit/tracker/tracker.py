@@ -119,6 +119,13 @@ class ShiftTracker:
         epoch: written into each history row; set it if your loop has epochs.
         loggers: further destinations with ``log_metrics(metrics, step=...)`` (Lightning
             loggers; the adapters set it).
+
+    Raises:
+        ConfigError: at construction, for an argument outside its allowed values (the message
+            names it and them); at :meth:`attach`, when nothing in the model matches ``layers``;
+            when a state written for other monitored layers is loaded. (Through ``ShiftMonitor``
+            and the other Lightning callbacks: its subclass ``MonitorConfigError``.)
+        MissingExtraError: ``wandb=True`` without ``pip install 'shiftkit[wandb]'``.
     """
 
     def __init__(

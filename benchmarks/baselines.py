@@ -3,7 +3,7 @@
 None of these tools ships in shiftkit's environment as a Lightning callback (fastai is its own
 trainer, Lightning Bolts is unmaintained and pins old Lightning), so each is written here to do
 the same per-step work as the original, on **the same layers** ShiftMonitor watches by default
-(Linear, Conv*, norms, activations; :func:`shiftkit.monitor.selection.select_modules`):
+(Linear, Conv*, norms, activations; :func:`shiftkit.tracker.selection.select_modules`):
 
 * :class:`FastaiActivationStats` -- fastai ``callback/hook.py``: ``HookCallback`` hooks with
   ``detach=True, cpu=True`` copy each hooked module's input and output to the CPU
@@ -37,7 +37,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 
 def _monitored_modules(pl_module: LightningModule) -> list[tuple[str, torch.nn.Module]]:
-    from shiftkit.monitor.selection import select_modules
+    from shiftkit.tracker.selection import select_modules
 
     return select_modules(pl_module, None, None)
 

@@ -183,7 +183,7 @@ def plan_for(w, args) -> dict:
 def count_sites(w) -> int:
     from lightning.pytorch import seed_everything
 
-    from shiftkit.monitor.selection import select_modules
+    from shiftkit.tracker.selection import select_modules
 
     seed_everything(0, verbose=False)
     return len(select_modules(w.module(), None, None))

@@ -1,22 +1,26 @@
 """shiftkit: measure internal covariate shift while a network trains.
 
-The Lightning callbacks (:class:`ShiftMonitor`, :class:`GradientICSMonitor`,
-:class:`LandscapeMonitor`) are imported lazily, so that ``import shiftkit.stats`` works in a
-plain training loop without the cost (or the install) of Lightning.
+:class:`ShiftTracker` (the core, for any training loop) and ``shiftkit.stats`` import no
+Lightning. It and the Lightning callbacks (:class:`ShiftMonitor`, :class:`GradientICSMonitor`,
+:class:`LandscapeMonitor`) are imported lazily, so that ``import shiftkit`` costs nothing and
+``import shiftkit.stats`` works in a plain training loop without Lightning.
 
 Example::
 
-    from lightning.pytorch import Trainer
-    from shiftkit import ShiftMonitor
+    from shiftkit import ShiftTracker
 
-    Trainer(callbacks=[ShiftMonitor()])
+    tracker = ShiftTracker(model, every_n_steps=50)
+    for x, y in loader:
+        with tracker.step():
+            loss_fn(model(x), y).backward(); opt.step(); opt.zero_grad()
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["GradientICSMonitor", "LandscapeMonitor", "ShiftMonitor", "__version__"]
+__all__ = ["GradientICSMonitor", "LandscapeMonitor", "ShiftMonitor", "ShiftTracker", "__version__"]
 
-_CALLBACKS = {
+_LAZY = {
+    "ShiftTracker": "shiftkit.tracker",
     "ShiftMonitor": "shiftkit.monitor.shift_monitor",
     "GradientICSMonitor": "shiftkit.monitor.gradient_ics",
     "LandscapeMonitor": "shiftkit.monitor.landscape",
@@ -25,10 +29,10 @@ _CALLBACKS = {
 
 def __getattr__(name):
     # Lazy: keep `import shiftkit.stats` free of the Lightning import cost.
-    if name in _CALLBACKS:
+    if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_CALLBACKS[name]), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'shiftkit' has no attribute {name!r}")
 
 

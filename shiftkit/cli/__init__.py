@@ -17,6 +17,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from shiftkit.extras import MissingExtraError, require
+
 __all__ = ["main"]
 
 
@@ -25,7 +27,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         0 (LightningCLI's parse errors and ``--help`` exit through ``SystemExit``).
+
+    Raises:
+        SystemExit: without the ``cli`` extra, the one line of
+            :class:`~shiftkit.extras.MissingExtraError` (``pip install 'shiftkit[cli]'``).
     """
+    try:
+        require("cli", "shiftkit fit|validate|test|predict")
+    except MissingExtraError as err:
+        raise SystemExit(f"shiftkit: {err}") from None
     from shiftkit.cli.fit import run_cli
 
     run_cli(list(sys.argv[1:] if argv is None else argv))

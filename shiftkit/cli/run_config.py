@@ -28,6 +28,7 @@ NOT_HASHED = (
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
     "trainer.default_root_dir",
+    "monitor.heatmap_every",
 )
 """Config keys that say where and how a run is recorded or shown, not what it computes: left out
 of the recorded config and of its hash (a run with ``--wandb`` or without a progress bar is the

@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger
 
+from shiftkit.extras import require
+
 __all__ = [
     "RunConfigWandbLogger",
     "WandbMode",
@@ -100,6 +102,7 @@ def make_wandb_logger(
         name, group, job_type, tags: W&B run name, group (the recipe), job type (the variant).
         config: the run config, stored in the W&B run's config.
     """
+    require("wandb", "a W&B logger (--wandb)")
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     return RunConfigWandbLogger(
         project=project,

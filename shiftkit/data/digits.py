@@ -6,6 +6,7 @@ import numpy as np
 
 from shiftkit.data.gray import GrayVariant
 from shiftkit.data.pool import PoolDataModule
+from shiftkit.extras import require
 
 
 class DigitsDataModule(PoolDataModule):
@@ -60,6 +61,7 @@ class DigitsDataModule(PoolDataModule):
         )
 
     def _load_pool(self) -> tuple[np.ndarray, np.ndarray]:
+        require("data", "the 8x8 digits (bundled with scikit-learn)", ("sklearn",))
         from sklearn.datasets import load_digits  # sklearn is slow to import; only when used
 
         digits = load_digits()

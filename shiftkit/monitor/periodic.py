@@ -4,7 +4,7 @@
 :class:`~shiftkit.monitor.landscape.LandscapeMonitor` measure every N optimizer steps on a batch
 through a loss closure; this module decides when and on which batch, builds the closure, checks
 the Trainer's configuration, reduces across DDP ranks, logs (through
-:func:`~shiftkit.monitor.logging.log_measurement`, as ShiftMonitor does) and checkpoints.
+:func:`~shiftkit.tracker.logging.log_measurement`, as ShiftMonitor does) and checkpoints.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from shiftkit.monitor.distributed import is_distributed
-from shiftkit.monitor.logging import log_measurement
-from shiftkit.monitor.probe import ProbeFn, default_probe_fn, detached_copy, moved_copy
+from shiftkit.tracker.logging import log_measurement
+from shiftkit.tracker.probe import ProbeFn, default_probe_fn, detached_copy, moved_copy
 from shiftkit.monitor.shift_monitor import ShiftMonitor
 from shiftkit.monitor.validation import MonitorConfigError, check_callable, check_int
 from shiftkit.stats import torch_distributed_all_reduce
@@ -90,7 +90,7 @@ class PeriodicMeasurement(Callback):
             batch (under gradient accumulation, the step's last micro-batch);
             ``"first"`` the first training batch, kept; or a batch, kept.
         probe_fn: ``probe_fn(module, batch)`` runs the forward pass; default
-            :func:`~shiftkit.monitor.probe.default_probe_fn` (``module(batch[0])``).
+            :func:`~shiftkit.tracker.probe.default_probe_fn` (``module(batch[0])``).
         loss_fn: ``loss_fn(outputs, batch)``; default :func:`default_loss_fn`
             (cross-entropy against ``batch[1]``).
         seed: every forward/backward pass of a measurement starts from this RNG seed.
@@ -193,7 +193,7 @@ class PeriodicMeasurement(Callback):
     def publish(
         self, trainer: Trainer, step: int, metrics: dict[str, float], rows: list[dict]
     ) -> None:
-        """Log ``metrics`` (NaN left out, see :func:`~shiftkit.monitor.logging.log_measurement`:
+        """Log ``metrics`` (NaN left out, see :func:`~shiftkit.tracker.logging.log_measurement`:
         a failing logger is warned about once, never raised); keep ``rows`` in :attr:`history`."""
         log_measurement(trainer.loggers, metrics, step, self._failed_loggers, type(self).__name__)
         self.measurements += 1

@@ -1,20 +1,44 @@
-"""The checks of the monitors' arguments, and the one error a misconfigured monitor raises.
+"""The one error a misconfigured Lightning callback of shiftkit raises, and the shared checks.
 
-Every callback of :mod:`shiftkit.monitor` checks its arguments at construction with these
-functions and raises :class:`MonitorConfigError` when they, or the model and Trainer it is
-attached to, do not fit; each message starts with the callback's name and names the argument.
+The checks live with the tracker (:mod:`shiftkit.tracker.validation`, no Lightning there); for
+the callbacks named here they raise :class:`MonitorConfigError`, which is both what Lightning's
+own callbacks raise and a ``ValueError``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from typing import Any
-
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+from shiftkit.tracker.validation import (
+    ConfigError,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_quantiles,
+    is_number,
+    is_positive_number,
+    register_error,
+)
 
-class MonitorConfigError(MisconfigurationException, ValueError):
+__all__ = [
+    "MonitorConfigError",
+    "check_bool",
+    "check_callable",
+    "check_choice",
+    "check_fraction",
+    "check_int",
+    "check_quantiles",
+    "is_number",
+    "is_positive_number",
+]
+
+#: The callbacks whose misconfigurations raise :class:`MonitorConfigError`.
+CALLBACKS = ("ShiftMonitor", "GradientICSMonitor", "LandscapeMonitor")
+
+
+class MonitorConfigError(MisconfigurationException, ConfigError):
     """A monitor was given an argument, a model or a Trainer it cannot work with.
 
     Both a Lightning :class:`MisconfigurationException` (what Lightning's own callbacks raise)
@@ -29,87 +53,5 @@ class MonitorConfigError(MisconfigurationException, ValueError):
     """
 
 
-def is_number(value: Any) -> bool:
-    """A real number (int or float, not bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def is_positive_number(value: Any) -> bool:
-    """A finite real number > 0.
-
-    Example:
-        >>> [is_positive_number(v) for v in (0.5, 0, float("inf"), True)]
-        [True, False, False, False]
-    """
-    return is_number(value) and math.isfinite(value) and value > 0
-
-
-def check_int(owner: str, name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
-    """Raise unless ``value`` is an integer >= ``minimum`` (or None, if allowed)."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise MonitorConfigError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
-
-
-def check_choice(owner: str, name: str, value: Any, allowed: Sequence[str]) -> None:
-    """Raise unless ``value`` is one of ``allowed``.
-
-    Example:
-        >>> try:
-        ...     check_choice("ShiftMonitor", "track", "weights", ("inputs", "outputs"))
-        ... except MonitorConfigError as err:
-        ...     print(err)
-        ShiftMonitor: track='weights' is not one of 'inputs', 'outputs'
-    """
-    if value not in allowed:
-        raise MonitorConfigError(
-            f"{owner}: {name}={value!r} is not one of {', '.join(map(repr, allowed))}"
-        )
-
-
-def check_bool(owner: str, name: str, value: Any) -> None:
-    """Raise unless ``value`` is True or False."""
-    if not isinstance(value, bool):
-        raise MonitorConfigError(f"{owner}: {name} must be True or False, got {value!r}")
-
-
-def check_callable(owner: str, name: str, value: Any, signature: str) -> None:
-    """Raise unless ``value`` is None or callable (``signature`` says how it is called)."""
-    if value is not None and not callable(value):
-        raise MonitorConfigError(f"{owner}: {name} must be callable as {signature}")
-
-
-def check_fraction(
-    owner: str, name: str, value: Any, closed_low: bool = False, allow_none: bool = False
-) -> None:
-    """Raise unless ``value`` is in (0, 1), or [0, 1) with ``closed_low`` (or None, if allowed)."""
-    if value is None and allow_none:
-        return
-    ok = is_number(value) and (0 <= value if closed_low else 0 < value) and value < 1
-    if not ok:
-        span = "[0, 1)" if closed_low else "(0, 1)"
-        none = " or None" if allow_none else ""
-        raise MonitorConfigError(
-            f"{owner}: {name} must be a fraction in {span}{none}, got {value!r}"
-        )
-
-
-def check_quantiles(owner: str, quantiles: Any) -> tuple[float, ...]:
-    """``quantiles`` as a tuple of floats; raise unless it is a non-empty list of levels in (0, 1).
-
-    Example:
-        >>> check_quantiles("ShiftMonitor", [0.1, 0.9])
-        (0.1, 0.9)
-    """
-    ok = (
-        isinstance(quantiles, (list, tuple))
-        and quantiles
-        and all(is_number(q) and 0.0 < q < 1.0 for q in quantiles)
-    )
-    if not ok:
-        raise MonitorConfigError(
-            f"{owner}: quantiles must be levels in (0, 1), a non-empty list such as "
-            f"(0.15, 0.5, 0.85); got {quantiles!r}"
-        )
-    return tuple(float(q) for q in quantiles)
+for _owner in CALLBACKS:
+    register_error(_owner, MonitorConfigError)

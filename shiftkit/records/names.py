@@ -176,6 +176,40 @@ def histogram_key(site: str) -> str:
     return f"{HISTOGRAM_PREFIX}{site}"
 
 
+def shift_key_regex(stat: str) -> str:
+    """A regular expression matching :func:`shift_key` ``(site, stat)`` for every site, nothing else.
+
+    For W&B panels that overlay all layers (``metricRegex``): the network summaries
+    (``shift/mean_kl_gauss``) and the other statistics (``kl_gauss_floor``) do not match.
+
+    Example:
+        >>> import re
+        >>> bool(re.match(shift_key_regex("kl_gauss"), "shift/net.0@out/kl_gauss"))
+        True
+        >>> bool(re.match(shift_key_regex("kl_gauss"), "shift/net.0/kl_gauss_floor"))
+        False
+    """
+    shift_key("x", stat)  # validates stat
+    return f"^{SHIFT_PREFIX}.+/{stat}$"
+
+
+HEATMAP_PREFIX = "shift_heatmap/"
+"""Prefix of the layer x step heat-map images logged to W&B (``shift_heatmap/{stat}``)."""
+
+
+def heatmap_key(stat: str) -> str:
+    """The W&B key of the layer x step heat map of statistic ``stat``: ``shift_heatmap/{stat}``."""
+    shift_key("x", stat)  # validates stat
+    return f"{HEATMAP_PREFIX}{stat}"
+
+
+SHIFT_STEP = "shift/step"
+"""Step metric of what :class:`~shiftkit.ShiftTracker` logs to W&B itself (``wandb=True``): the
+optimizer step of the measurement, declared with ``define_metric`` as the x axis of every
+``shift/*`` key. (Through Lightning's WandbLogger the x axis is :data:`GLOBAL_STEP`; through the
+Hugging Face Trainer, ``train/global_step``.)"""
+
+
 GRAD_ICS_PREFIX = "grad_ics/"
 """Prefix of the keys the GradientICSMonitor logs: ``grad_ics/{layer}/{stat}``."""
 

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from shiftkit.extras import require
 from shiftkit.records.frames import merge_rows_by_step
 
 WANDB_FILE_HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
@@ -172,6 +173,7 @@ class _RunContents:
 
 def _read_run(path, run_id) -> _RunContents:
     from google.protobuf.message import DecodeError
+    require("wandb", "reading a W&B run's files")
     from wandb.proto import wandb_internal_pb2  # lazy: importing wandb is slow
 
     run_file = find_wandb_run_file(path, run_id)

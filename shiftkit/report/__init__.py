@@ -8,6 +8,11 @@ Example:
     >>> build_report(["runs/mnist_fig1"], "reports/mnist_fig1")  # doctest: +SKIP
 """
 
+from shiftkit.extras import require
+
+# One line naming the extra, not seaborn's ImportError from deep inside the figures.
+require("report", "shiftkit.report")
+
 from shiftkit.report.build import ReportResult, build_report
 from shiftkit.report.index import write_reports_index
 

@@ -45,7 +45,7 @@ def test_parse_error_that_is_not_about_a_key_is_passed_on():
     assert explain_parse_error(message, ["fit", "--model.lr=fast"]) == message
 
 
-@pytest.mark.parametrize("name", ["demo", "report"])
+@pytest.mark.parametrize("name", ["demo", "report", "workspace"])
 def test_subcommands_reach_their_own_parsers(name, capsys):
     assert name in SUBCOMMANDS
     with pytest.raises(SystemExit) as exit_:

@@ -87,6 +87,7 @@ BAD = {
     ],
     "fused": [({"fused": "yes"}, "fused must be True or False, got 'yes'")],
     "probe_seed": [({"probe_seed": -1}, "probe_seed must be an integer >= 0, got -1"), ({"probe_seed": "0"}, "probe_seed must be an integer >= 0, got '0'")],
+    "heatmap_every": [({"heatmap_every": 0}, "heatmap_every must be an integer >= 1, got 0")],
 }  # fmt: skip
 
 

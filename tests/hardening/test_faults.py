@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from torch import nn
 
-import shiftkit.monitor.shift_monitor as shift_monitor_module
+import shiftkit.tracker.tracker as shift_monitor_module
 from shiftkit import ShiftMonitor
 from shiftkit.records import read_csv_metrics, read_wandb_offline, wait_for_wandb_run
 from shiftkit.stats import ShiftAccumulator, gaussian_kl

@@ -178,7 +178,7 @@ SITES = {
     "transformer": (
         TinyTransformer, ["net.ln1", "net.ln2", "net.mlp.0", "net.mlp.1", "net.mlp.2", "net.ln_f", "net.head"],
     ),
-    "lstm": (lambda: RecurrentNet(kind="LSTM"), ["net.head"]),
+    "lstm": (lambda: RecurrentNet(kind="LSTM"), ["net.rnn", "net.head"]),  # the float input sequence
 }  # fmt: skip
 
 

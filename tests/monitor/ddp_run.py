@@ -17,7 +17,7 @@ torch.set_num_threads(1)  # two ranks on two cores: oversubscription slows DDP ~
 import lightning.pytorch as pl  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
-import shiftkit.monitor.shift_monitor as shift_monitor_module  # noqa: E402
+import shiftkit.tracker.tracker as shift_monitor_module  # noqa: E402
 from shiftkit import ShiftMonitor  # noqa: E402
 from tests.monitor.helpers import OffsetNet, loader, standardized  # noqa: E402
 

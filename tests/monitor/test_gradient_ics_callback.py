@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from shiftkit import ShiftMonitor
 from shiftkit.monitor import GradientICSMonitor, LandscapeMonitor
-from shiftkit.monitor.probe import detached_copy
+from shiftkit.tracker.probe import detached_copy
 from shiftkit.records import read_csv_metrics
 from shiftkit.records.names import GRAD_ICS_STATS, grad_ics_key
 from shiftkit.stats import gradient_ics, parameter_snapshot

@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from shiftkit.monitor import LandscapeMonitor
-from shiftkit.monitor.probe import detached_copy
+from shiftkit.tracker.probe import detached_copy
 from shiftkit.records import read_csv_metrics
 from shiftkit.records.names import LANDSCAPE_STATS, landscape_key
 from shiftkit.stats import landscape_along_gradient

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
 from shiftkit import GradientICSMonitor, LandscapeMonitor, ShiftMonitor
-from shiftkit.monitor.summary import summarize_history
+from shiftkit.tracker.summary import summarize_history
 from shiftkit.records import shift_key
 from shiftkit.stats import histogram_percentiles
 from tests.monitor.helpers import OffsetNet, loader, standardized, trainer

@@ -4,7 +4,7 @@ import pytest
 from torch import nn
 
 from shiftkit import ShiftMonitor
-from shiftkit.monitor.selection import select_modules, unit_layouts
+from shiftkit.tracker.selection import select_modules, unit_layouts
 from shiftkit.stats import CHANNELS, FEATURES
 from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
 

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from shiftkit.records import SHIFT_MAX_KL_GAUSS, SHIFT_MEAN_KL_GAUSS, histogram_key, shift_key
+from shiftkit.records.names import (
+    HEATMAP_PREFIX,
+    HISTOGRAM_PREFIX,
+    SHIFT_MAX_KL_GAUSS,
+    SHIFT_MEAN_KL_GAUSS,
+    SHIFT_PREFIX,
+    SHIFT_STEP,
+    histogram_key,
+    shift_key,
+)
 from shiftkit.stats import Snapshot
+from shiftkit.tracker.warnings import rank_zero_warn
 
 #: Statistics whose name starts with this are flags for the monitor, not logged values.
 FLAG_PREFIX = "_"
@@ -105,15 +115,17 @@ def log_measurement(
 ) -> None:
     """Log one measurement of a monitor: one ``log_metrics`` call per logger, NaN values left out.
 
-    The one logging path of the monitors (``ShiftMonitor``, ``GradientICSMonitor``,
-    ``LandscapeMonitor``). W&B loggers also get ``wandb_extra()`` (histogram objects), built
-    once when the first of them is reached. A logger that raises (a W&B directory that cannot
+    The one logging path of the tracker and the monitors (``ShiftTracker``, ``ShiftMonitor``,
+    ``GradientICSMonitor``, ``LandscapeMonitor``). W&B loggers (:func:`wants_wandb_media`) also
+    get ``wandb_extra()`` (histogram objects, heat-map images), built once when the first of them
+    is reached. A logger that raises (a W&B directory that cannot
     be written, a full disk) gets one warning naming ``owner``; its id joins ``failed`` and it
     is skipped from then on. The other loggers still get the metrics and the error never
     reaches the training loop.
 
     Args:
-        loggers: the Trainer's loggers.
+        loggers: the Trainer's loggers, or the tracker's destinations (:class:`FunctionSink`,
+            :class:`WandbRunSink`): anything with ``log_metrics(metrics, step=...)``.
         metrics: ``{key: value}`` of this measurement.
         step: the step it is logged at.
         failed: ids of the loggers that raised before (updated in place).
@@ -123,14 +135,12 @@ def log_measurement(
     metrics = {k: v for k, v in metrics.items() if not math.isnan(v)}
     if not metrics:
         return
-    from lightning.pytorch.loggers import WandbLogger
-
     extra = None
     for logger in loggers:
         if id(logger) in failed:
             continue
         try:
-            if wandb_extra is not None and isinstance(logger, WandbLogger):
+            if wandb_extra is not None and wants_wandb_media(logger):
                 extra = extra if extra is not None else wandb_extra()
                 logger.log_metrics({**metrics, **extra}, step=step)
             else:
@@ -141,3 +151,56 @@ def log_measurement(
                 f"{owner}: logging to {type(logger).__name__} failed ({type(err).__name__}: {err}); "
                 "the monitor stops logging to it. Its history and the other loggers are unaffected"
             )
+
+
+def wants_wandb_media(logger: Any) -> bool:
+    """A W&B destination: Lightning's ``WandbLogger`` or a :class:`WandbRunSink`."""
+    if isinstance(logger, WandbRunSink):
+        return True
+    # Only a Lightning already imported can have made a WandbLogger: no import here.
+    module = sys.modules.get("lightning.pytorch.loggers.wandb")
+    return module is not None and isinstance(logger, module.WandbLogger)
+
+
+def define_shift_metrics(run: Any, step_metric: str) -> None:
+    """Declare the monitor's keys to a W&B run, with ``step_metric`` as their x axis.
+
+    So W&B plots ``shift/*`` (and the histograms and heat maps) against the optimizer step
+    rather than its own call counter, and the workspace view (see
+    :mod:`shiftkit.integrations.wandb_workspace`) can use the same x axis everywhere.
+    """
+    run.define_metric(step_metric)
+    for prefix in (SHIFT_PREFIX, HISTOGRAM_PREFIX, HEATMAP_PREFIX):
+        run.define_metric(f"{prefix}*", step_metric=step_metric)
+
+
+class FunctionSink:
+    """A ``log_fn(metrics, step)`` the user passes, as a logger."""
+
+    def __init__(self, fn: Callable[[dict[str, float], int], Any]):
+        self.fn = fn
+
+    def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
+        self.fn(metrics, step)
+
+
+class WandbRunSink:
+    """The current W&B run (``wandb.run``): ``wandb.log`` with :data:`SHIFT_STEP` as step metric.
+
+    The keys are declared once per run (:func:`define_shift_metrics`); ``wandb.log`` gets the step
+    as a value, not as W&B's ``step=``, so the user's own ``wandb.log`` calls are unaffected.
+    """
+
+    def __init__(self):
+        self._declared: Any = None  # the run the keys were declared to
+
+    def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
+        import wandb
+
+        run = wandb.run
+        if run is None:
+            raise RuntimeError("no W&B run: call wandb.init() before training")
+        if self._declared is not run:
+            define_shift_metrics(run, SHIFT_STEP)
+            self._declared = run
+        run.log({**metrics, SHIFT_STEP: step})

@@ -6,12 +6,12 @@ import sys
 from fnmatch import fnmatchcase
 from typing import Any, Iterable, Sequence, Union
 
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from shiftkit.monitor.validation import MonitorConfigError
 from shiftkit.records.names import OUTPUT_SITE_SUFFIX
 from shiftkit.stats import CHANNELS, FEATURES, RECTIFIERS, SiteSpec
+from shiftkit.tracker.validation import config_error
+from shiftkit.tracker.warnings import rank_zero_warn
 
 #: A selection pattern: a glob on module names (``"encoder.*"``), a glob on
 #: module type names (``"Conv*"``, ``"BatchNorm2d"``), or a module class.
@@ -45,8 +45,11 @@ def is_activation(module: nn.Module) -> bool:
 
 
 def is_default_layer(module: nn.Module) -> bool:
-    """Selected when ``layers`` is not given: Linear, Conv*, norms and activations."""
-    return isinstance(module, (nn.Linear, *_CONV, *_CHANNEL_NORMS, nn.LayerNorm)) or is_activation(module)
+    """Selected when ``layers`` is not given: Linear, Conv*, norms, activations, and recurrent
+    layers (``LSTM``/``GRU``/``RNN``: their float input sequence; the initial state is skipped)."""
+    return isinstance(module, (nn.Linear, *_CONV, *_CHANNEL_NORMS, nn.LayerNorm, nn.RNNBase)) or is_activation(
+        module
+    )
 
 
 def matches(name: str, module: nn.Module, patterns: Iterable[Pattern]) -> bool:
@@ -67,14 +70,15 @@ def as_patterns(
     """``value`` as a list of patterns.
 
     Raises:
-        MonitorConfigError: ``value`` is not a string, a module class, or a list/tuple of them
+        ConfigError: ``value`` is not a string, a module class, or a list/tuple of them
             (the message names ``owner``, the callback, ``argument`` and the allowed forms).
     """
     if value is None:
         return []
     items = [value] if isinstance(value, (str, type)) else value
     if not isinstance(items, (list, tuple)) or not all(_is_pattern(p) for p in items):
-        raise MonitorConfigError(
+        raise config_error(
+            owner,
             f"{owner}: {argument} must be a glob string on module names or type names "
             f"('encoder.*', 'Conv*'), an nn.Module subclass, or a list of them; got {value!r}"
         )
@@ -121,7 +125,7 @@ def select_modules(
     Messages start with ``owner``, the callback that selects.
 
     Raises:
-        ValueError: nothing matched; the message names the patterns and lists
+        ConfigError: nothing matched; the message names the patterns and lists
             some of the model's modules.
     """
     include, skip = as_patterns(layers, "layers", owner), as_patterns(exclude, "exclude", owner)
@@ -136,8 +140,9 @@ def select_modules(
             chosen.append((name, module))
     available = ", ".join(f"{n} ({type(m).__name__})" for n, m in modules[:25]) or "no submodules"
     if not chosen:
-        tried = f"layers={include!r}" if include else "the default layer types (Linear, Conv*, norms, activations)"
-        raise MonitorConfigError(
+        tried = f"layers={include!r}" if include else "the default layer types (Linear, Conv*, norms, activations, RNNs)"
+        raise config_error(
+            owner,
             f"{owner}: no module matched {tried} with exclude={skip!r}. "
             f"Patterns are globs on module names or type names, or module classes. "
             f"The model has: {available}"

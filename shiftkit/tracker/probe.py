@@ -41,24 +41,27 @@ def default_probe_fn(module: nn.Module, batch: Any) -> Any:
     )
 
 
-def detached_copy(batch: Any) -> Any:
-    """A copy of a (nested) batch with every tensor detached and cloned."""
+def map_tensors(batch: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """``batch`` with ``fn`` applied to every tensor in it (dicts, lists, tuples, namedtuples)."""
     if isinstance(batch, Tensor):
-        return batch.detach().clone()
+        return fn(batch)
     if isinstance(batch, Mapping):
-        return type(batch)({k: detached_copy(v) for k, v in batch.items()})
+        return type(batch)({k: map_tensors(v, fn) for k, v in batch.items()})
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(detached_copy(v) for v in batch))
+        return type(batch)(*(map_tensors(v, fn) for v in batch))
     if isinstance(batch, (tuple, list)):
-        return type(batch)(detached_copy(v) for v in batch)
+        return type(batch)(map_tensors(v, fn) for v in batch)
     return batch
 
 
-def moved_copy(batch: Any, device) -> Any:
-    """A detached copy of a (nested) batch on ``device``."""
-    from lightning.fabric.utilities.apply_func import move_data_to_device
+def detached_copy(batch: Any) -> Any:
+    """A copy of a (nested) batch with every tensor detached and cloned."""
+    return map_tensors(batch, lambda t: t.detach().clone())
 
-    return move_data_to_device(detached_copy(batch), device)
+
+def moved_copy(batch: Any, device) -> Any:
+    """A detached copy of a (nested) batch with every tensor on ``device``."""
+    return map_tensors(batch, lambda t: t.detach().clone().to(device))
 
 
 #: Leaf types a ``weights_only=True`` checkpoint loads.

@@ -24,10 +24,13 @@ site, what it measured and what it left out; later calls take the fast path.
 Under ``torch.compile`` the gate ``if self._active`` is traced (Dynamo guards
 on it: one graph for unmeasured steps, with no trace of the monitor, and one
 for measured steps). In the measured graph a hook only appends a copy of the
-tensor to a list (:meth:`SiteHooks._defer`), a side effect Dynamo replays
+tensor to its site's list (:func:`_defer`), a side effect Dynamo replays
 after the graph, so there is no graph break (``fullgraph=True`` works); the
 monitor folds the copies into the accumulator eagerly (:meth:`SiteHooks.flush`)
-at the end of the training batch. The accumulator's Python state is never traced.
+at the end of the training batch. The accumulator's Python state is never traced,
+and neither is the site's index: in a model that graph-breaks inside a block
+repeated N times, the block's compiled rest serves every copy of the block,
+measured or not, instead of being recompiled per site.
 """
 
 from __future__ import annotations
@@ -119,7 +122,8 @@ class SiteHooks:
         self._handles: list[RemovableHandle] = []
         self._described: set[int] = set()
         self._inventories: dict[int, Inventory] = {}
-        self._deferred: list[tuple[int, Any, Tensor | None]] = []
+        # Per site, what compiled forwards deferred: (value, copy) per call (see _defer).
+        self._deferred: list[list[tuple[Any, Tensor | None]]] = []
 
     @property
     def active(self) -> bool:
@@ -134,14 +138,14 @@ class SiteHooks:
 
     def register(self, index: int, module: nn.Module, kind: str) -> None:
         """Hook ``module``'s input (``kind="in"``) or output (``"out"``) for site ``index``."""
+        calls: list[tuple[Any, Tensor | None]] = []
+        self._deferred.append(calls)
         if kind == "in":
 
             def hook(mod, args, kwargs):
                 if self._active:
                     if torch.compiler.is_compiling():
-                        self._defer(
-                            index, ("args", args, "kwargs", kwargs), _first_float(args, kwargs)
-                        )
+                        _defer(calls, ("args", args, "kwargs", kwargs), _first_float(args, kwargs))
                     else:
                         self._take_input(index, args, kwargs)
 
@@ -150,7 +154,7 @@ class SiteHooks:
             def hook(mod, args, output):
                 if self._active:
                     if torch.compiler.is_compiling():
-                        self._defer(index, ("output", output), first_float_tensor(output))
+                        _defer(calls, ("output", output), first_float_tensor(output))
                     else:
                         self._take_output(index, output)
 
@@ -172,12 +176,6 @@ class SiteHooks:
             handle.remove()
         self._handles = []
 
-    def _defer(self, index: int, value: Any, x: Tensor | None) -> None:
-        # Traced by Dynamo as a side effect (a list append), so a compiled forward
-        # keeps one graph even with fullgraph=True. The copy is taken now: a later
-        # in-place op (ReLU(inplace=True)) must not change what is measured.
-        self._deferred.append((index, value, None if x is None else x.detach().clone()))
-
     @torch.compiler.disable
     def _take_input(self, index: int, args: tuple, kwargs: dict) -> None:
         if index in self._described:
@@ -194,19 +192,20 @@ class SiteHooks:
 
     def flush(self) -> None:
         """Measure what compiled forwards deferred (call before reading the accumulator)."""
-        deferred, self._deferred = self._deferred, []
-        if deferred and self.on_demand:
+        if self.on_demand and any(self._deferred):
             # A compiled forward ran the hooks (a compiled function around the model, which
             # compiled_somewhere cannot see): from now on they must stay registered.
             self.keep_attached()
-        for index, value, x in deferred:
-            if index in self._described:
-                self._take(index, x)
-            else:
-                pairs = zip(value[::2], value[1::2])
-                self._take_new(
-                    index, [leaf for path, v in pairs for leaf in tensor_leaves(v, path)], x
-                )
+        for index, calls in enumerate(self._deferred):
+            deferred = calls[:]
+            calls.clear()  # in place: the hook holds this list
+            for value, x in deferred:
+                if index in self._described:
+                    self._take(index, x)
+                else:
+                    pairs = zip(value[::2], value[1::2])
+                    leaves = [leaf for path, v in pairs for leaf in tensor_leaves(v, path)]
+                    self._take_new(index, leaves, x)
 
     def _take(self, index: int, x: Tensor | None) -> None:
         if x is not None:
@@ -239,12 +238,22 @@ class SiteHooks:
         """Remove every hook; the model is left as it was found."""
         self._detach()
         self._hooks.clear()
-        self._deferred.clear()
+        self._deferred = []
         self._active = False
 
     def __len__(self) -> int:
         """The number of hooks (registered or not)."""
         return len(self._hooks)
+
+
+def _defer(calls: list, value: Any, x: Tensor | None) -> None:
+    # Traced by Dynamo as a side effect (a list append), so a compiled forward keeps one graph
+    # even with fullgraph=True. One list per site, empty when a forward starts (flush empties it),
+    # and no site index in the traced code: Dynamo's guards on them (the list's length, the index)
+    # are then the same for every site, so a forward that graph-breaks inside a block shared by
+    # many sites compiles each of its pieces once, not once per site. The copy is taken now: a
+    # later in-place op (ReLU(inplace=True)) must not change what is measured.
+    calls.append((value, None if x is None else x.detach().clone()))
 
 
 def _register(module: nn.Module, kind: str, hook: Callable) -> RemovableHandle:

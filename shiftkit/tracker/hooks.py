@@ -133,8 +133,10 @@ class SiteHooks:
     @active.setter
     def active(self, on: bool) -> None:
         self._active = on
-        if self.on_demand and on != bool(self._handles):
-            self._attach() if on else self._detach()
+        if self.on_demand and on and not self._handles:
+            self._attach()
+        elif self.on_demand and not on:
+            self._detach()
 
     def register(self, index: int, module: nn.Module, kind: str) -> None:
         """Hook ``module``'s input (``kind="in"``) or output (``"out"``) for site ``index``."""

@@ -1,9 +1,16 @@
 """Forward hooks that hand a module's input or output tensor to the accumulator.
 
-Hooks are registered once, at ``setup``; the every-N gate is a flag checked
-inside the hook, so on steps that are not measured a hook costs one attribute
-read. Inputs are taken with ``register_forward_pre_hook(with_kwargs=True)`` so
-that keyword-only inputs are seen too.
+In eager mode the hooks are attached only for measured steps: setting
+:attr:`SiteHooks.active` registers them and clearing it removes them (as Composer's
+activation monitor does), so an unmeasured step runs the model with no trace of
+the monitor. Under ``torch.compile`` they are registered once and stay: Dynamo does
+not guard on a module's hooks (``skip_nnmodule_hook_guards``), so a hook added after
+a forward was compiled would never run, and one removed would keep running. There
+the every-N gate is a flag checked inside the hook. Compilation is recognised from
+the model (:func:`compiled_somewhere`) and, for a compiled function around the
+model, from the first compiled forward that reaches a hook (:meth:`SiteHooks.flush`).
+Inputs are taken with ``register_forward_pre_hook(with_kwargs=True)`` so that
+keyword-only inputs are seen too.
 
 What is measured: the first floating-point tensor of the positional
 arguments, else of the keyword arguments (for an output: of the output),
@@ -14,20 +21,23 @@ measurement in which a site is called, the hook takes an inventory of those
 skipped tensors (:func:`tensor_leaves`) so that the monitor can say once, per
 site, what it measured and what it left out; later calls take the fast path.
 
-Under ``torch.compile`` the gate ``if self.active`` is traced (Dynamo guards
+Under ``torch.compile`` the gate ``if self._active`` is traced (Dynamo guards
 on it: one graph for unmeasured steps, with no trace of the monitor, and one
 for measured steps). In the measured graph a hook only appends a copy of the
-tensor to a list (:meth:`SiteHooks._defer`), a side effect Dynamo replays
+tensor to its site's list (:func:`_defer`), a side effect Dynamo replays
 after the graph, so there is no graph break (``fullgraph=True`` works); the
 monitor folds the copies into the accumulator eagerly (:meth:`SiteHooks.flush`)
-at the end of the training batch. The accumulator's Python state is never traced.
+at the end of the training batch. The accumulator's Python state is never traced,
+and neither is the site's index: in a model that graph-breaks inside a block
+repeated N times, the block's compiled rest serves every copy of the block,
+measured or not, instead of being recompiled per site.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -100,44 +110,73 @@ class SiteHooks:
 
     Args:
         observe: called as ``observe(site_index, tensor)`` for each measured tensor.
+        on_demand: attach the hooks only while ``active`` (eager models); False keeps them
+            registered from :meth:`register` to :meth:`remove` (compiled models).
     """
 
-    def __init__(self, observe: Callable[[int, Tensor], None]):
-        self.active = False
+    def __init__(self, observe: Callable[[int, Tensor], None], on_demand: bool = True):
+        self.on_demand = on_demand
+        self._active = False  # read by the hooks (and guarded on by Dynamo)
         self._observe = observe
+        self._hooks: list[tuple[nn.Module, str, Callable]] = []  # (module, "in"/"out", hook)
         self._handles: list[RemovableHandle] = []
         self._described: set[int] = set()
         self._inventories: dict[int, Inventory] = {}
-        self._deferred: list[tuple[int, Any, Tensor | None]] = []
+        # Per site, what compiled forwards deferred: (value, copy) per call (see _defer).
+        self._deferred: list[list[tuple[Any, Tensor | None]]] = []
+
+    @property
+    def active(self) -> bool:
+        """Whether forwards are measured now; in on-demand mode, whether the hooks are attached."""
+        return self._active
+
+    @active.setter
+    def active(self, on: bool) -> None:
+        self._active = on
+        if self.on_demand and on and not self._handles:
+            self._attach()
+        elif self.on_demand and not on:
+            self._detach()
 
     def register(self, index: int, module: nn.Module, kind: str) -> None:
         """Hook ``module``'s input (``kind="in"``) or output (``"out"``) for site ``index``."""
+        calls: list[tuple[Any, Tensor | None]] = []
+        self._deferred.append(calls)
         if kind == "in":
 
-            def pre_hook(mod, args, kwargs):
-                if self.active:
+            def hook(mod, args, kwargs):
+                if self._active:
                     if torch.compiler.is_compiling():
-                        self._defer(index, ("args", args, "kwargs", kwargs), _first_float(args, kwargs))
+                        _defer(calls, ("args", args, "kwargs", kwargs), _first_float(args, kwargs))
                     else:
                         self._take_input(index, args, kwargs)
 
-            self._handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
         else:
 
-            def post_hook(mod, args, output):
-                if self.active:
+            def hook(mod, args, output):
+                if self._active:
                     if torch.compiler.is_compiling():
-                        self._defer(index, ("output", output), first_float_tensor(output))
+                        _defer(calls, ("output", output), first_float_tensor(output))
                     else:
                         self._take_output(index, output)
 
-            self._handles.append(module.register_forward_hook(post_hook))
+        self._hooks.append((module, kind, hook))
+        if not self.on_demand or self._handles:
+            self._handles.append(_register(module, kind, hook))
 
-    def _defer(self, index: int, value: Any, x: Tensor | None) -> None:
-        # Traced by Dynamo as a side effect (a list append), so a compiled forward
-        # keeps one graph even with fullgraph=True. The copy is taken now: a later
-        # in-place op (ReLU(inplace=True)) must not change what is measured.
-        self._deferred.append((index, value, None if x is None else x.detach().clone()))
+    def keep_attached(self) -> None:
+        """Leave on-demand mode: register the hooks now and keep them until :meth:`remove`."""
+        self.on_demand = False
+        if not self._handles:
+            self._attach()
+
+    def _attach(self) -> None:
+        self._handles = [_register(module, kind, hook) for module, kind, hook in self._hooks]
+
+    def _detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     @torch.compiler.disable
     def _take_input(self, index: int, args: tuple, kwargs: dict) -> None:
@@ -155,19 +194,28 @@ class SiteHooks:
 
     def flush(self) -> None:
         """Measure what compiled forwards deferred (call before reading the accumulator)."""
-        deferred, self._deferred = self._deferred, []
-        for index, value, x in deferred:
-            if index in self._described:
-                self._take(index, x)
-            else:
-                pairs = zip(value[::2], value[1::2])
-                self._take_new(index, [leaf for path, v in pairs for leaf in tensor_leaves(v, path)], x)
+        if self.on_demand and any(self._deferred):
+            # A compiled forward ran the hooks (a compiled function around the model, which
+            # compiled_somewhere cannot see): from now on they must stay registered.
+            self.keep_attached()
+        for index, calls in enumerate(self._deferred):
+            deferred = calls[:]
+            calls.clear()  # in place: the hook holds this list
+            for value, x in deferred:
+                if index in self._described:
+                    self._take(index, x)
+                else:
+                    pairs = zip(value[::2], value[1::2])
+                    leaves = [leaf for path, v in pairs for leaf in tensor_leaves(v, path)]
+                    self._take_new(index, leaves, x)
 
     def _take(self, index: int, x: Tensor | None) -> None:
         if x is not None:
             self._observe(index, x)
 
-    def _take_new(self, index: int, leaves: list[tuple[str, Tensor]], copy: Tensor | None = None) -> None:
+    def _take_new(
+        self, index: int, leaves: list[tuple[str, Tensor]], copy: Tensor | None = None
+    ) -> None:
         """A call of a site not described yet: note what is measured and what is skipped.
 
         ``copy``: the measured tensor as copied by a compiled forward (else the leaf itself).
@@ -190,11 +238,44 @@ class SiteHooks:
 
     def remove(self) -> None:
         """Remove every hook; the model is left as it was found."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        self._deferred.clear()
-        self.active = False
+        self._detach()
+        self._hooks.clear()
+        self._deferred = []
+        self._active = False
 
     def __len__(self) -> int:
-        return len(self._handles)
+        """The number of hooks (registered or not)."""
+        return len(self._hooks)
+
+
+def _defer(calls: list, value: Any, x: Tensor | None) -> None:
+    # Traced by Dynamo as a side effect (a list append), so a compiled forward keeps one graph
+    # even with fullgraph=True. One list per site, empty when a forward starts (flush empties it),
+    # and no site index in the traced code: Dynamo's guards on them (the list's length, the index)
+    # are then the same for every site, so a forward that graph-breaks inside a block shared by
+    # many sites compiles each of its pieces once, not once per site. The copy is taken now: a
+    # later in-place op (ReLU(inplace=True)) must not change what is measured.
+    calls.append((value, None if x is None else x.detach().clone()))
+
+
+def _register(module: nn.Module, kind: str, hook: Callable) -> RemovableHandle:
+    if kind == "in":
+        return module.register_forward_pre_hook(hook, with_kwargs=True)
+    return module.register_forward_hook(hook)
+
+
+def compiled_somewhere(model: nn.Module) -> bool:
+    """Whether ``torch.compile`` wraps ``model`` or one of its submodules.
+
+    ``torch.compile(module)`` (an ``OptimizedModule`` in the tree), ``module.compile()``, and a
+    LightningModule that Lightning compiled (its ``_compiler_ctx``, set when a compiled module is
+    passed to the Trainer).
+    """
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    return any(
+        isinstance(m, OptimizedModule)
+        or getattr(m, "_compiled_call_impl", None) is not None
+        or getattr(m, "_compiler_ctx", None) is not None
+        for m in model.modules()
+    )

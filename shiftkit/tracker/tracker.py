@@ -27,7 +27,7 @@ from shiftkit.stats import (
     torch_distributed_all_reduce,
 )
 from shiftkit.stats.histogram import edges_or_none, rebin_rows
-from shiftkit.tracker.hooks import SiteHooks
+from shiftkit.tracker.hooks import SiteHooks, compiled_somewhere
 from shiftkit.tracker.logging import (
     OVERFLOW_FLAG,
     FunctionSink,
@@ -93,7 +93,8 @@ class ShiftTracker:
     folds into one snapshot, which is then reduced across ``torch.distributed`` ranks (one
     ``all_reduce``; every rank must run the same steps, as in DDP), compared with the reference
     and logged. Outside a measured ``with`` block nothing is measured (evaluation forwards,
-    a probe of your own), and a hook costs one flag check.
+    a probe of your own): an eager model carries no hook of the tracker there, a compiled one
+    a hook that checks one flag.
 
     Logged per measurement as one ``{key: value}`` dict: ``shift/{site}/{stat}`` for every
     site and statistic, plus ``shift/mean_kl_gauss`` and ``shift/max_kl_gauss`` (names and
@@ -300,11 +301,15 @@ class ShiftTracker:
 
     # ---------------------------------------------------------------- life cycle
     def attach(self, model: nn.Module, warn_unmatched: bool = True) -> None:
-        """Select the layers of ``model`` and hook them (hooks stay off until a measured step).
+        """Select the layers of ``model`` and prepare their hooks, attached for measured steps.
+
+        An eager model carries them only during measured steps; a compiled one (see
+        :func:`~shiftkit.tracker.hooks.compiled_somewhere`) from here to :meth:`close`.
 
         Raises:
             ConfigError: nothing in ``model`` matches ``layers`` (the message lists its modules).
         """
+        compiled = compiled_somewhere(model)  # before unwrapping: Fabric keeps it in a wrapper
         model = unwrapped(model)
         selected = select_modules(
             model, self.layers, self.exclude, warn_unmatched, owner=self.owner
@@ -313,7 +318,7 @@ class ShiftTracker:
         self._sites = [spec for spec, _, _ in sites]
         if self._hooks is not None:
             self._hooks.remove()
-        self._hooks = SiteHooks(self._observe)
+        self._hooks = SiteHooks(self._observe, on_demand=not compiled)
         for i, (_, kind, module) in enumerate(sites):
             self._hooks.register(i, module, kind)
         self._failed_sites, self._failed_loggers, self._no_tensor = set(), set(), set()

@@ -2,9 +2,11 @@
 
 import pickle
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from shiftkit import ShiftMonitor
 from tests.monitor.helpers import OffsetNet, loader, standardized, trainer
@@ -20,14 +22,18 @@ def test_every_n_steps_and_default_from_trainer():
     trainer(max_steps=10, callbacks=[monitor]).fit(OffsetNet(lr=0.1), loader(x, 8))
     assert measured_steps(monitor) == [0, 3, 6, 9]
     default = ShiftMonitor()
-    trainer(max_steps=10, log_every_n_steps=4, callbacks=[default]).fit(OffsetNet(lr=0.1), loader(x, 8))
+    trainer(max_steps=10, log_every_n_steps=4, callbacks=[default]).fit(
+        OffsetNet(lr=0.1), loader(x, 8)
+    )
     assert measured_steps(default) == [0, 4, 8]
 
 
 def test_gradient_accumulation_folds_micro_batches_into_one_snapshot():
     x = standardized(16, 6)
     monitor = ShiftMonitor(every_n_steps=1, layers=["fc1"])
-    trainer(max_steps=3, accumulate_grad_batches=2, callbacks=[monitor]).fit(OffsetNet(), loader(x, 4))
+    trainer(max_steps=3, accumulate_grad_batches=2, callbacks=[monitor]).fit(
+        OffsetNet(), loader(x, 4)
+    )
     assert measured_steps(monitor) == [0, 1, 2]  # counted in optimizer steps, not batches
     # Step 0 saw micro-batches 0 and 1 (rows 0..7): the snapshot is their union.
     first = x[:8].double().numpy()
@@ -45,6 +51,45 @@ def test_validation_forwards_are_not_measured():
     )
     stds = [r["std"] for r in monitor.history]
     assert len(stds) == 6 and max(stds) < 2.0  # the x100 validation inputs never entered
+
+
+class HookCounter(pl.Callback):
+    """Records, between each training forward and its backward, how many hooks the model carries."""
+
+    def __init__(self):
+        self.carried = []
+
+    def on_train_start(self, trainer, pl_module):
+        self.on_start = count_hooks(pl_module)
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self.carried.append(count_hooks(pl_module))
+
+
+def count_hooks(module):
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in module.modules())
+
+
+class UnloggedNet(OffsetNet):
+    """OffsetNet without ``self.log``, which Dynamo cannot trace in this torch."""
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_hooks_attached_for_measured_steps_only_unless_compiled(compiled):
+    torch._dynamo.reset()
+    model, counter = UnloggedNet(), HookCounter()
+    fitted = torch.compile(model, backend="eager") if compiled else model
+    monitor = ShiftMonitor(every_n_steps=3, layers=["fc1", "act"])
+    trainer(max_steps=5, callbacks=[monitor, counter]).fit(fitted, loader(standardized(40, 6), 8))
+    # A compiled LightningModule keeps them: Dynamo would not see hooks added after compiling.
+    assert counter.on_start == (2 if compiled else 0)  # before any forward: seen in the model
+    assert counter.carried == ([2] * 5 if compiled else [2, 0, 0, 2, 0])
+    assert measured_steps(monitor) == [0, 3]
+    assert count_hooks(model) == 0
 
 
 def test_hooks_removed_at_teardown_and_model_pickles(tmp_path):

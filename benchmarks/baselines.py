@@ -18,6 +18,15 @@ the same per-step work as the original, on **the same layers** ShiftMonitor watc
   ``add_histogram`` (Bolts' TensorBoard branch: ``SummaryWriter.add_histogram`` computes
   ``np.histogram`` over the whole tensor and queues an event for its writer thread). If
   TensorBoard is not installed, ``np.histogram(bins=64)`` into memory stands in.
+* :class:`FloorReadOnce` and :class:`FloorMoments` -- not tools but the limits: a forward
+  pre-hook on each site ShiftMonitor measures by default (its inputs) that reads the input once
+  (``x.sum()``), or computes what the Gaussian statistics need, the per-unit sum and sum of
+  squares (Linear-like: over every dim but the last; conv-like: per channel over batch and
+  space; the unit layout from :func:`shiftkit.tracker.selection.unit_layouts`). Results stay on
+  the device, overwritten each step: no sync, no logging.
+* :class:`TorchInstruments` -- the real ``torchinstruments.inject_observer`` (0.10) on the same
+  modules, writing to the block's temporary folder, sampling every forward or at its default
+  one-minute interval; ``remove_observer`` when the fit ends.
 * :class:`WandbWatch` -- the real ``wandb.watch(model, log="all", log_freq=N)`` on an offline
   run (``WANDB_MODE=offline``, files in the block's temporary folder, system-metrics sampling
   off so that only ``watch`` is measured); ``unwatch`` and ``finish`` when the fit ends.
@@ -165,6 +174,103 @@ class BoltsModuleDataMonitor(_HookedCallback):
                 self.writer.add_histogram(tag, t, global_step=self._step)
             else:
                 self.memory_sink.append((tag, np.histogram(t.numpy(), bins=64)[0]))
+
+
+class _FloorHooks(Callback):
+    """Forward pre-hooks on the inputs of the monitored layers (``track="inputs"``, ShiftMonitor's
+    default), each reducing its input on the device into :attr:`kept`; no host sync."""
+
+    def __init__(self) -> None:
+        self._handles: list = []
+        self.kept: dict[str, Any] = {}
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        from shiftkit.tracker.selection import unit_layouts
+
+        layouts = unit_layouts(pl_module)
+        for name, module in _monitored_modules(pl_module):
+            hook = self._make_hook(name, layouts[name])
+            self._handles.append(module.register_forward_pre_hook(hook))
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _make_hook(self, name: str, layout: int):
+        raise NotImplementedError
+
+
+class FloorReadOnce(_FloorHooks):
+    """Floor (a): each monitored input read once, ``x.detach().sum()``, kept on the device."""
+
+    def _make_hook(self, name: str, layout: int):
+        def hook(module, args):
+            if args and isinstance(args[0], torch.Tensor):
+                self.kept[name] = args[0].detach().sum()
+
+        return hook
+
+
+class FloorMoments(_FloorHooks):
+    """Floor (b): per-unit sum and sum of squares of each monitored input, kept on the device.
+
+    A unit is the last dim for feature layouts (Linear-like), dim 1 for channel layouts
+    (convolutions and what follows them); the reduction covers every other dim.
+    """
+
+    def _make_hook(self, name: str, layout: int):
+        from shiftkit.stats import CHANNELS
+
+        def hook(module, args):
+            if not args or not isinstance(args[0], torch.Tensor):
+                return
+            x = args[0].detach()
+            unit = 1 if layout == CHANNELS and x.dim() > 2 else x.dim() - 1
+            dims = [d for d in range(x.dim()) if d != unit]
+            self.kept[name] = (x.sum(dims), (x * x).sum(dims))
+
+        return hook
+
+
+class TorchInstruments(Callback):
+    """The real ``torchinstruments.inject_observer`` on the layers ShiftMonitor watches by default.
+
+    Args:
+        every_forward: sample every root forward (``AlwaysSampler``); otherwise the package's
+            default, a ``TimedSampler`` of one minute (the first forward, then once a minute).
+        output_dir: where its ``DirectorySink`` writes history, summaries and TensorBoard events.
+    """
+
+    def __init__(self, every_forward: bool, output_dir: str) -> None:
+        self.every_forward = every_forward
+        self.output_dir = output_dir
+        self._module = None
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if stage != "fit" or self._module is not None:
+            return
+        import torchinstruments as ti
+
+        names = {name for name, _ in _monitored_modules(pl_module)}
+        kwargs = {"sampler": ti.AlwaysSampler()} if self.every_forward else {}
+        ti.inject_observer(
+            pl_module,
+            output_dir=self.output_dir,
+            selector=lambda name, module: name in names,
+            **kwargs,
+        )
+        self._module = pl_module
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        if self._module is None:
+            return
+        import torchinstruments as ti
+
+        ti.remove_observer(self._module)
+        self._module = None
 
 
 class WandbWatch(Callback):

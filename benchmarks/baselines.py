@@ -27,6 +27,12 @@ the same per-step work as the original, on **the same layers** ShiftMonitor watc
 * :class:`TorchInstruments` -- the real ``torchinstruments.inject_observer`` (0.10) on the same
   modules, writing to the block's temporary folder, sampling every forward or at its default
   one-minute interval; ``remove_observer`` when the fit ends.
+* :class:`NvInspectTensorStats` -- the real nvdlfw-inspect (``nvdlfw_inspect.api``, 0.2) with
+  its ``LogTensorStats`` feature (min, max, mean, std, l1 and l2 norms, every step, to its
+  statistics log file). nvdlfw-inspect has no hooks of its own: a model calls
+  ``log_tensor_stats(layer_name=..., tensor_name=..., tensor=...)`` inside its forward (as
+  Transformer Engine's layers do). Here a forward pre-hook on each monitored site makes that
+  call with the site's input, and ``api.step()`` ends each training step.
 * :class:`WandbWatch` -- the real ``wandb.watch(model, log="all", log_freq=N)`` on an offline
   run (``WANDB_MODE=offline``, files in the block's temporary folder, system-metrics sampling
   off so that only ``watch`` is measured); ``unwatch`` and ``finish`` when the fit ends.
@@ -271,6 +277,71 @@ class TorchInstruments(Callback):
 
         ti.remove_observer(self._module)
         self._module = None
+
+
+#: nvdlfw-inspect's config: LogTensorStats on every layer name, every supported statistic, every
+#: step (its YAML schema: a named section with ``layers`` and one block per feature).
+NV_INSPECT_CONFIG = """\
+shiftkit_benchmark:
+  enabled: True
+  layers:
+    layer_name_regex_pattern: .*
+  LogTensorStats:
+    enabled: True
+    tensors: [activation]
+    stats: [min, max, mean, std, l1_norm, l2_norm]
+    freq: 1
+"""
+
+
+class NvInspectTensorStats(_FloorHooks):
+    """The real nvdlfw-inspect ``LogTensorStats`` on the inputs of the monitored layers, called
+    from forward pre-hooks where a model would call it in its forward (see the module docstring).
+
+    Args:
+        log_dir: where nvdlfw-inspect writes its config copy and its logs.
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__()
+        self.log_dir = log_dir
+        self._api = None
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if stage != "fit" or self._api is not None:
+            return
+        from nvdlfw_inspect import api
+
+        os.makedirs(self.log_dir, exist_ok=True)
+        config = os.path.join(self.log_dir, "config.yaml")
+        with open(config, "w") as f:
+            f.write(NV_INSPECT_CONFIG)
+        api.initialize(config_file=config, log_dir=self.log_dir, default_logging_enabled=True)
+        self._api = api
+        super().setup(trainer, pl_module, stage)
+
+    def _make_hook(self, name: str, layout: int):
+        def hook(module, args):
+            if args and isinstance(args[0], torch.Tensor):
+                # skip_reduction: one process, nothing to gather (as its own DDP path when
+                # torch.distributed is not initialized), without a warning per layer.
+                self.kept[name] = self._api.log_tensor_stats(
+                    layer_name=name,
+                    tensor_name="activation",
+                    tensor=args[0].detach(),
+                    skip_reduction=True,
+                )
+
+        return hook
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._api.step()
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        super().teardown(trainer, pl_module, stage)
+        if self._api is not None:
+            self._api.end_debug()  # one debug manager per process: the next block starts anew
+            self._api = None
 
 
 class WandbWatch(Callback):

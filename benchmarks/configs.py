@@ -94,6 +94,12 @@ def _torchinstruments(every_forward: bool) -> Callable[[str], list]:
     return make
 
 
+def _nv_inspect(tmpdir: str) -> list:
+    from baselines import NvInspectTensorStats
+
+    return [NvInspectTensorStats(log_dir=os.path.join(tmpdir, "nvdlfw_inspect"))]
+
+
 def _wandb(log_freq: int) -> Callable[[str], list]:
     def make(tmpdir: str) -> list:
         from baselines import WandbWatch
@@ -185,6 +191,15 @@ CONFIGS: dict[str, Config] = {
             _torchinstruments(False),
         ),
         Config(
+            "nvdlfw_inspect",
+            "nvdlfw-inspect LogTensorStats, every step",
+            1,
+            "the real nvdlfw_inspect.api: log_tensor_stats (min/max/mean/std/l1/l2) of each "
+            "monitored input, called from a pre-hook (where a model would call it), api.step() "
+            "per step, statistics to its log file",
+            _nv_inspect,
+        ),
+        Config(
             "bolts",
             "Bolts ModuleDataMonitor-style",
             1,
@@ -202,4 +217,4 @@ BASELINES = ("fastai", "wandb_watch_1", "wandb_watch_10", "bolts")
 FLOORS = ("floor_read", "floor_moments")
 
 #: The real packages (not re-implementations) that the per-measurement comparison names.
-REAL_PEERS = ("torchinstruments_1", "wandb_watch_1", "wandb_watch_10")
+REAL_PEERS = ("torchinstruments_1", "nvdlfw_inspect", "wandb_watch_1", "wandb_watch_10")

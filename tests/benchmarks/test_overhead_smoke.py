@@ -34,7 +34,7 @@ def _run(out: Path, *extra: str, timeout: int = 120) -> subprocess.CompletedProc
 def test_toy_run_writes_table_json_and_figures(tmp_path):
     configs = (
         "none,shift_default,shift_every,floor_read,floor_moments,fastai,wandb_watch_10,bolts,"
-        "torchinstruments_1,torchinstruments_timed"
+        "torchinstruments_1,torchinstruments_timed,nvdlfw_inspect"
     )
     proc = _run(
         tmp_path, "--workloads", "mlp", "--configs", configs, "--sections", "timing,memory,scaling"
@@ -84,7 +84,10 @@ def test_toy_run_writes_table_json_and_figures(tmp_path):
         10 * summary["wandb_watch_10"]["added_ms_per_step"]
     )
     assert per["torchinstruments_1"] > 0  # a real sample every forward: never free
-    assert any("cheaper than torchinstruments_1" in r["target"] for r in record["targets"])
+    peers = {
+        r["target"].rsplit(" ", 1)[-1] for r in record["targets"] if "cheaper than" in r["target"]
+    }
+    assert peers == {"torchinstruments_1", "nvdlfw_inspect", "wandb_watch_10"}
 
     # One measurement split into phases; the single process runs no DDP reduce.
     b = w["breakdown"]

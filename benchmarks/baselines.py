@@ -78,9 +78,16 @@ class _HookedCallback(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        from shiftkit.tracker.selection import unit_layouts
+
+        layouts = unit_layouts(pl_module)
         for name, module in _monitored_modules(pl_module):
             self.layers.append(name)
-            self._handles.append(module.register_forward_hook(self._make_hook(name)))
+            self._handles.append(self._register(name, module, layouts[name]))
+
+    def _register(self, name: str, module: torch.nn.Module, layout: int):
+        """A forward hook on ``module``'s output (the fastai and Bolts tools hook outputs)."""
+        return module.register_forward_hook(self._make_hook(name))
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         for h in self._handles:
@@ -182,28 +189,16 @@ class BoltsModuleDataMonitor(_HookedCallback):
                 self.memory_sink.append((tag, np.histogram(t.numpy(), bins=64)[0]))
 
 
-class _FloorHooks(Callback):
+class _FloorHooks(_HookedCallback):
     """Forward pre-hooks on the inputs of the monitored layers (``track="inputs"``, ShiftMonitor's
     default), each reducing its input on the device into :attr:`kept`; no host sync."""
 
     def __init__(self) -> None:
-        self._handles: list = []
+        super().__init__()
         self.kept: dict[str, Any] = {}
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "fit":
-            return
-        from shiftkit.tracker.selection import unit_layouts
-
-        layouts = unit_layouts(pl_module)
-        for name, module in _monitored_modules(pl_module):
-            hook = self._make_hook(name, layouts[name])
-            self._handles.append(module.register_forward_pre_hook(hook))
-
-    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+    def _register(self, name: str, module: torch.nn.Module, layout: int):
+        return module.register_forward_pre_hook(self._make_hook(name, layout))
 
     def _make_hook(self, name: str, layout: int):
         raise NotImplementedError

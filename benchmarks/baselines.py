@@ -18,6 +18,21 @@ the same per-step work as the original, on **the same layers** ShiftMonitor watc
   ``add_histogram`` (Bolts' TensorBoard branch: ``SummaryWriter.add_histogram`` computes
   ``np.histogram`` over the whole tensor and queues an event for its writer thread). If
   TensorBoard is not installed, ``np.histogram(bins=64)`` into memory stands in.
+* :class:`FloorReadOnce` and :class:`FloorMoments` -- not tools but the limits: a forward
+  pre-hook on each site ShiftMonitor measures by default (its inputs) that reads the input once
+  (``x.sum()``), or computes what the Gaussian statistics need, the per-unit sum and sum of
+  squares (Linear-like: over every dim but the last; conv-like: per channel over batch and
+  space; the unit layout from :func:`shiftkit.tracker.selection.unit_layouts`). Results stay on
+  the device, overwritten each step: no sync, no logging.
+* :class:`TorchInstruments` -- the real ``torchinstruments.inject_observer`` (0.10) on the same
+  modules, writing to the block's temporary folder, sampling every forward or at its default
+  one-minute interval; ``remove_observer`` when the fit ends.
+* :class:`NvInspectTensorStats` -- the real nvdlfw-inspect (``nvdlfw_inspect.api``, 0.2) with
+  its ``LogTensorStats`` feature (min, max, mean, std, l1 and l2 norms, every step, to its
+  statistics log file). nvdlfw-inspect has no hooks of its own: a model calls
+  ``log_tensor_stats(layer_name=..., tensor_name=..., tensor=...)`` inside its forward (as
+  Transformer Engine's layers do). Here a forward pre-hook on each monitored site makes that
+  call with the site's input, and ``api.step()`` ends each training step.
 * :class:`WandbWatch` -- the real ``wandb.watch(model, log="all", log_freq=N)`` on an offline
   run (``WANDB_MODE=offline``, files in the block's temporary folder, system-metrics sampling
   off so that only ``watch`` is measured); ``unwatch`` and ``finish`` when the fit ends.
@@ -63,9 +78,16 @@ class _HookedCallback(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        from shiftkit.tracker.selection import unit_layouts
+
+        layouts = unit_layouts(pl_module)
         for name, module in _monitored_modules(pl_module):
             self.layers.append(name)
-            self._handles.append(module.register_forward_hook(self._make_hook(name)))
+            self._handles.append(self._register(name, module, layouts[name]))
+
+    def _register(self, name: str, module: torch.nn.Module, layout: int):
+        """A forward hook on ``module``'s output (the fastai and Bolts tools hook outputs)."""
+        return module.register_forward_hook(self._make_hook(name))
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         for h in self._handles:
@@ -165,6 +187,156 @@ class BoltsModuleDataMonitor(_HookedCallback):
                 self.writer.add_histogram(tag, t, global_step=self._step)
             else:
                 self.memory_sink.append((tag, np.histogram(t.numpy(), bins=64)[0]))
+
+
+class _FloorHooks(_HookedCallback):
+    """Forward pre-hooks on the inputs of the monitored layers (``track="inputs"``, ShiftMonitor's
+    default), each reducing its input on the device into :attr:`kept`; no host sync."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: dict[str, Any] = {}
+
+    def _register(self, name: str, module: torch.nn.Module, layout: int):
+        return module.register_forward_pre_hook(self._make_hook(name, layout))
+
+    def _make_hook(self, name: str, layout: int):
+        raise NotImplementedError
+
+
+class FloorReadOnce(_FloorHooks):
+    """Floor (a): each monitored input read once, ``x.detach().sum()``, kept on the device."""
+
+    def _make_hook(self, name: str, layout: int):
+        def hook(module, args):
+            if args and isinstance(args[0], torch.Tensor):
+                self.kept[name] = args[0].detach().sum()
+
+        return hook
+
+
+class FloorMoments(_FloorHooks):
+    """Floor (b): per-unit sum and sum of squares of each monitored input, kept on the device.
+
+    A unit is the last dim for feature layouts (Linear-like), dim 1 for channel layouts
+    (convolutions and what follows them); the reduction covers every other dim.
+    """
+
+    def _make_hook(self, name: str, layout: int):
+        from shiftkit.stats import CHANNELS
+
+        def hook(module, args):
+            if not args or not isinstance(args[0], torch.Tensor):
+                return
+            x = args[0].detach()
+            unit = 1 if layout == CHANNELS and x.dim() > 2 else x.dim() - 1
+            dims = [d for d in range(x.dim()) if d != unit]
+            self.kept[name] = (x.sum(dims), (x * x).sum(dims))
+
+        return hook
+
+
+class TorchInstruments(Callback):
+    """The real ``torchinstruments.inject_observer`` on the layers ShiftMonitor watches by default.
+
+    Args:
+        every_forward: sample every root forward (``AlwaysSampler``); otherwise the package's
+            default, a ``TimedSampler`` of one minute (the first forward, then once a minute).
+        output_dir: where its ``DirectorySink`` writes history, summaries and TensorBoard events.
+    """
+
+    def __init__(self, every_forward: bool, output_dir: str) -> None:
+        self.every_forward = every_forward
+        self.output_dir = output_dir
+        self._module = None
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if stage != "fit" or self._module is not None:
+            return
+        import torchinstruments as ti
+
+        names = {name for name, _ in _monitored_modules(pl_module)}
+        kwargs = {"sampler": ti.AlwaysSampler()} if self.every_forward else {}
+        ti.inject_observer(
+            pl_module,
+            output_dir=self.output_dir,
+            selector=lambda name, module: name in names,
+            **kwargs,
+        )
+        self._module = pl_module
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        if self._module is None:
+            return
+        import torchinstruments as ti
+
+        ti.remove_observer(self._module)
+        self._module = None
+
+
+#: nvdlfw-inspect's config: LogTensorStats on every layer name, every supported statistic, every
+#: step (its YAML schema: a named section with ``layers`` and one block per feature).
+NV_INSPECT_CONFIG = """\
+shiftkit_benchmark:
+  enabled: True
+  layers:
+    layer_name_regex_pattern: .*
+  LogTensorStats:
+    enabled: True
+    tensors: [activation]
+    stats: [min, max, mean, std, l1_norm, l2_norm]
+    freq: 1
+"""
+
+
+class NvInspectTensorStats(_FloorHooks):
+    """The real nvdlfw-inspect ``LogTensorStats`` on the inputs of the monitored layers, called
+    from forward pre-hooks where a model would call it in its forward (see the module docstring).
+
+    Args:
+        log_dir: where nvdlfw-inspect writes its config copy and its logs.
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__()
+        self.log_dir = log_dir
+        self._api = None
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if stage != "fit" or self._api is not None:
+            return
+        from nvdlfw_inspect import api
+
+        os.makedirs(self.log_dir, exist_ok=True)
+        config = os.path.join(self.log_dir, "config.yaml")
+        with open(config, "w") as f:
+            f.write(NV_INSPECT_CONFIG)
+        api.initialize(config_file=config, log_dir=self.log_dir, default_logging_enabled=True)
+        self._api = api
+        super().setup(trainer, pl_module, stage)
+
+    def _make_hook(self, name: str, layout: int):
+        def hook(module, args):
+            if args and isinstance(args[0], torch.Tensor):
+                # skip_reduction: one process, nothing to gather (as its own DDP path when
+                # torch.distributed is not initialized), without a warning per layer.
+                self.kept[name] = self._api.log_tensor_stats(
+                    layer_name=name,
+                    tensor_name="activation",
+                    tensor=args[0].detach(),
+                    skip_reduction=True,
+                )
+
+        return hook
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._api.step()
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        super().teardown(trainer, pl_module, stage)
+        if self._api is not None:
+            self._api.end_debug()  # one debug manager per process: the next block starts anew
+            self._api = None
 
 
 class WandbWatch(Callback):

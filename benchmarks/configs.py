@@ -8,6 +8,7 @@ the mean over whole periods.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,9 +28,13 @@ class Config:
 #: ShiftMonitor measuring every step, all default layers, inputs, histograms on. With a CSV logger
 #: ``log_histograms`` logs nothing (histograms go to W&B only), so ``keep_histograms`` makes the
 #: histograms come back to the host every measurement anyway.
-SHIFT_EVERY_KWARGS = dict(
-    every_n_steps=1, track="inputs", log_histograms=True, histogram_every=1, keep_histograms=True
-)
+SHIFT_EVERY_KWARGS = {
+    "every_n_steps": 1,
+    "track": "inputs",
+    "log_histograms": True,
+    "histogram_every": 1,
+    "keep_histograms": True,
+}
 
 
 def _none(tmpdir: str) -> list:
@@ -64,6 +69,35 @@ def _bolts(tmpdir: str) -> list:
     from baselines import BoltsModuleDataMonitor
 
     return [BoltsModuleDataMonitor(log_every_n_steps=1, logdir=tmpdir)]
+
+
+def _floor_read(tmpdir: str) -> list:
+    from baselines import FloorReadOnce
+
+    return [FloorReadOnce()]
+
+
+def _floor_moments(tmpdir: str) -> list:
+    from baselines import FloorMoments
+
+    return [FloorMoments()]
+
+
+def _torchinstruments(every_forward: bool) -> Callable[[str], list]:
+    def make(tmpdir: str) -> list:
+        from baselines import TorchInstruments
+
+        return [
+            TorchInstruments(every_forward, output_dir=os.path.join(tmpdir, "torchinstruments"))
+        ]
+
+    return make
+
+
+def _nv_inspect(tmpdir: str) -> list:
+    from baselines import NvInspectTensorStats
+
+    return [NvInspectTensorStats(log_dir=os.path.join(tmpdir, "nvdlfw_inspect"))]
 
 
 def _wandb(log_freq: int) -> Callable[[str], list]:
@@ -103,6 +137,21 @@ CONFIGS: dict[str, Config] = {
             _shift_every_fused,
         ),
         Config(
+            "floor_read",
+            "floor: read each monitored input once",
+            1,
+            "limit, not a tool: a pre-hook per ShiftMonitor default site, x.sum() kept on device",
+            _floor_read,
+        ),
+        Config(
+            "floor_moments",
+            "floor: per-unit sum and sum of squares",
+            1,
+            "limit, not a tool: a pre-hook per ShiftMonitor default site, per-unit sum and sum of "
+            "squares (what the Gaussian statistics need) kept on device",
+            _floor_moments,
+        ),
+        Config(
             "fastai",
             "fastai ActivationStats-style",
             1,
@@ -125,6 +174,32 @@ CONFIGS: dict[str, Config] = {
             _wandb(10),
         ),
         Config(
+            "torchinstruments_1",
+            "torchinstruments, every forward",
+            1,
+            "the real torchinstruments.inject_observer on the same modules, AlwaysSampler: "
+            "default reducers + histograms of every sampled forward, DirectorySink in a temp folder",
+            _torchinstruments(True),
+        ),
+        Config(
+            "torchinstruments_timed",
+            "torchinstruments, default 1-minute interval",
+            1,
+            "the real torchinstruments.inject_observer on the same modules, its default "
+            "TimedSampler(1 min): a block samples at most once or twice; per sample see "
+            "torchinstruments_1",
+            _torchinstruments(False),
+        ),
+        Config(
+            "nvdlfw_inspect",
+            "nvdlfw-inspect LogTensorStats, every step",
+            1,
+            "the real nvdlfw_inspect.api: log_tensor_stats (min/max/mean/std/l1/l2) of each "
+            "monitored input, called from a pre-hook (where a model would call it), api.step() "
+            "per step, statistics to its log file",
+            _nv_inspect,
+        ),
+        Config(
             "bolts",
             "Bolts ModuleDataMonitor-style",
             1,
@@ -136,3 +211,10 @@ CONFIGS: dict[str, Config] = {
 
 #: The baselines that the ">= 3x less added time" target compares ShiftMonitor with (config 2).
 BASELINES = ("fastai", "wandb_watch_1", "wandb_watch_10", "bolts")
+
+#: The limits every ratio is read against (columns of the table): reading each input once, and
+#: the per-unit moments the Gaussian statistics need.
+FLOORS = ("floor_read", "floor_moments")
+
+#: The real packages (not re-implementations) that the per-measurement comparison names.
+REAL_PEERS = ("torchinstruments_1", "nvdlfw_inspect", "wandb_watch_1", "wandb_watch_10")

@@ -223,6 +223,53 @@ def run_workload(w, args) -> dict:
             )
     out = {"workload": w.describe(), "plan": plan, "blocks": blocks}
     summarize_timing(out)
+    if BREAKDOWN_CONFIG in configs:
+        out["breakdown"] = run_breakdown(w, plan, args)
+    return out
+
+
+#: The configuration whose measurement is split into phases (one measurement every step).
+BREAKDOWN_CONFIG = "shift_every"
+
+
+def run_breakdown(w, plan: dict, args) -> dict:
+    """One extra, untimed block of ShiftMonitor every step with :class:`breakdown.PhaseTimer`
+    installed: milliseconds per measurement in each phase (kept out of the ratios above, since
+    the wrappers add their own few microseconds per call)."""
+    from breakdown import PhaseTimer
+    from configs import CONFIGS
+    from lightning.pytorch import Callback
+    from timing import run_block
+
+    timer = PhaseTimer()
+
+    class ResetAfterWarmup(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == plan["warmup"]:
+                timer.reset()
+
+    with timer.installed():
+        res, _, _ = run_block(
+            w,
+            BREAKDOWN_CONFIG,
+            CONFIGS[BREAKDOWN_CONFIG].factory,
+            round_index=-1,
+            warmup=plan["warmup"],
+            timed=plan["timed"][BREAKDOWN_CONFIG],
+            log_every_n_steps=plan["log_every_n_steps"],
+            device=args.device,
+            seed=args.seed,
+            time_cap_s=plan["time_cap_s"],
+            extra_callbacks=[ResetAfterWarmup()],
+        )
+    out = timer.per_measurement()
+    out["config"] = BREAKDOWN_CONFIG
+    out["timed_steps"] = len(res.seconds)
+    log(
+        f"[{w.name} breakdown] {out['measurements']} measurements, "
+        + ", ".join(f"{p} {v:.3f}" for p, v in out["ms_per_measurement"].items() if v is not None)
+        + " ms each"
+    )
     return out
 
 

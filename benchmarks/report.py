@@ -19,6 +19,11 @@ import math
 import statistics
 from pathlib import Path
 
+try:  # run as a script from benchmarks/ (overhead.py) or imported as benchmarks.report (tests)
+    from configs import FLOORS, REAL_PEERS
+except ImportError:
+    from benchmarks.configs import FLOORS, REAL_PEERS
+
 MIB = 2**20
 
 #: The overhead targets (benchmarks/README.md). ``every`` per workload; workloads not listed
@@ -138,7 +143,12 @@ def default_cost_parts(blocks: list[dict], config: str, period: int) -> dict[str
     """
     rounds = list(_per_round_steps(blocks, config, period))
     return {
-        "measuring": _median([1 + (_median(on) - _median(off)) / (period * _median(base)) for on, off, base in rounds]),
+        "measuring": _median(
+            [
+                1 + (_median(on) - _median(off)) / (period * _median(base))
+                for on, off, base in rounds
+            ]
+        ),
         "unmeasured": _median([_median(off) / _median(base) for _, off, base in rounds]),
     }
 
@@ -147,6 +157,20 @@ def summarize_timing(record: dict) -> None:
     """(Re)compute a workload record's summary from its blocks, in place."""
     periods = record["plan"]["periods"]
     record["summary"] = summarize_workload(record["blocks"], periods)
+    summary = record["summary"]
+    record["per_measurement_ms"] = {
+        c: per_measurement_cost(c, summary) for c in summary if c != "none"
+    }
+    record["added_vs_floors"] = {
+        c: {
+            f: s["added_ms_per_step"] / summary[f]["added_ms_per_step"]
+            if f in summary and summary[f]["added_ms_per_step"] > 0
+            else math.nan
+            for f in FLOORS
+        }
+        for c, s in summary.items()
+        if c != "none"
+    }
     if "shift_default" in record["summary"]:
         p = periods["shift_default"]
         record["measurement_step_ms"] = measurement_step_ms(record["blocks"], "shift_default", p)
@@ -245,6 +269,8 @@ def evaluate_targets(results: dict) -> list[dict]:
                         ),
                     )
                 )
+        if "shift_every" in s:
+            rows += _per_measurement_rows(wname, w.get("per_measurement_ms", {}))
     for wname, d in results.get("ddp", {}).items():
         if "relative" in d:
             rows.append(
@@ -255,6 +281,27 @@ def evaluate_targets(results: dict) -> list[dict]:
                     met=_verdict(d["relative"], TARGET_DDP, math.nan, math.nan),
                 )
             )
+    return rows
+
+
+def _per_measurement_rows(wname: str, per: dict) -> list[dict]:
+    """One row per real peer in the run (configs.py ``REAL_PEERS``; the timed torchinstruments'
+    sample costs what one of its every-forward twin's does): is one ShiftMonitor measurement
+    cheaper than one of the peer's?"""
+    ours = per.get("shift_every", math.nan)
+    rows = []
+    for peer in REAL_PEERS:
+        theirs = per.get(peer)
+        if theirs is None or math.isnan(theirs) or math.isnan(ours):
+            continue
+        rows.append(
+            {
+                "workload": wname,
+                "target": f"per measurement cheaper than {peer}",
+                "measured": f"{ours:.2f} vs {theirs:.2f} ms",
+                "met": _verdict(theirs - ours, 0.0, math.nan, math.nan, larger_is_better=True),
+            }
+        )
     return rows
 
 
@@ -274,8 +321,93 @@ def write_json(results: dict, path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- Markdown
+#: Configurations whose block holds (almost) no measurement, so their added time per step is the
+#: gate's cost; one measurement costs what the named every-step configuration adds per step.
+SAMPLES_LIKE = {"torchinstruments_timed": "torchinstruments_1"}
+
+
 def _fmt(x, spec=".2f", none="-"):
     return none if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def per_measurement_cost(config: str, summary: dict) -> float:
+    """Added milliseconds of one measurement (sample, histogram round) of ``config``: added per
+    step times the period, or for a timed sampler the per-sample cost of its every-step twin."""
+    source = SAMPLES_LIKE.get(config, config)
+    s = summary.get(source)
+    return math.nan if s is None else s["added_ms_per_measurement"]
+
+
+def per_measurement_cell(config: str, summary: dict) -> str:
+    if config == "none":
+        return ""
+    text = _fmt(per_measurement_cost(config, summary))
+    return f"{text} (as {SAMPLES_LIKE[config]})" if config in SAMPLES_LIKE else text
+
+
+def _floor_cell(s: dict, floor_added: float | None) -> str:
+    """Added time in units of a floor's added time (blank where the floor is not measurable)."""
+    added = s["added_ms_per_step"]
+    if floor_added is None or math.isnan(floor_added) or floor_added <= 0 or math.isnan(added):
+        return "-"
+    return f"{added / floor_added:.1f}"
+
+
+PHASE_LABELS = {
+    "hooks": "hooks (Python around each measured tensor)",
+    "accumulation": "accumulation (per-site kernels)",
+    "snapshot": "snapshot (accumulator finish)",
+    "ddp_reduce": "DDP reduce",
+    "comparison": "comparison (statistics vs reference)",
+    "read_back": "read-back (device to host, records)",
+    "logging": "logging",
+    "history": "history rows",
+    "checks": "checks (inventories, warnings, edge widening)",
+    "other": "other (rest of the measurement)",
+}
+
+
+def breakdown_lines(b: dict | None, summary: dict) -> list[str]:
+    """The per-workload phase table of one ShiftMonitor measurement (benchmarks/breakdown.py)."""
+    if not b or not b.get("measurements"):
+        return []
+    added = summary.get(b["config"], {}).get("added_ms_per_step")
+    lines = [
+        "",
+        (
+            f"One measurement of `{b['config']}`, by phase (benchmarks/breakdown.py; mean over the "
+            f"{b['measurements']} measurements after the warm-up of one extra block, timed by "
+            "wrappers installed from the benchmark side; exclusive times). Sum of the phases "
+            f"{_fmt(b['total_ms_per_measurement'], '.3f')} ms; the timed blocks above added "
+            f"{_fmt(added, '.3f')} ms per step (the difference: forward-hook dispatch, which no "
+            "wrapper sees, the wrappers' own cost, and noise)."
+        ),
+        "",
+        "| phase | ms per measurement | share of the phases | calls per measurement |",
+        "|---|---|---|---|",
+    ]
+    total = b["total_ms_per_measurement"] or math.nan
+    calls = b.get("calls_per_measurement", {})
+    for phase, ms in b["ms_per_measurement"].items():
+        label = PHASE_LABELS.get(phase, phase)
+        if ms is None:
+            why = (
+                "not separable (see below)"
+                if any(m.startswith(phase + ":") for m in b["not_separable"])
+                else "not run in this process"
+            )
+            lines.append(f"| {label} | - | {why} | 0 |")
+            continue
+        n = calls.get(phase, calls.get("measurement", 1) if phase == "other" else 0)
+        lines.append(f"| {label} | {ms:.3f} | {100 * ms / total:.0f}% | {n:g} |")
+    if b["not_separable"]:
+        lines += [
+            "",
+            "Not separable without changing shiftkit (not found in this version): "
+            + ", ".join(f"`{m}`" for m in b["not_separable"])
+            + ".",
+        ]
+    return lines
 
 
 def markdown(results: dict, labels: dict[str, str]) -> str:
@@ -340,9 +472,10 @@ def markdown(results: dict, labels: dict[str, str]) -> str:
         if plan.get("note"):
             lines += [f"Note: {plan['note']}", ""]
         lines += [
-            "| configuration | ratio to none | target | met | added ms/step | step ms (median) | steps | peak RSS MiB | RSS rise in block MiB (vs none) | CUDA peak MiB |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| configuration | ratio to none | target | met | added ms/step | added ms per measurement | added / read-once floor | added / moments floor | step ms (median) | steps | peak RSS MiB | RSS rise in block MiB (vs none) | CUDA peak MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+        floors = {f: w["summary"].get(f, {}).get("added_ms_per_step") for f in FLOORS}
         targets = {"shift_default": TARGET_DEFAULT, "shift_every": TARGET_EVERY.get(wname)}
         for c, s in w["summary"].items():
             t = targets.get(c)
@@ -356,13 +489,16 @@ def markdown(results: dict, labels: dict[str, str]) -> str:
             )
             per = "" if s["period"] == 1 else f" (mean, period {s['period']})"
             cuda = _fmt(s["cuda_peak_mib"], ".0f") if s["cuda_peak_mib"] is not None else "pending"
+            vs_floors = " | ".join("" if c == "none" else _floor_cell(s, floors[f]) for f in FLOORS)
             lines.append(
                 f"| {labels.get(c, c)}{per} | {ratio} | {f'<= {t:.2f}x' if t else ''} | {met} | "
-                f"{_fmt(s['added_ms_per_step'])} | {_fmt(s['median_step_ms'])} | "
+                f"{_fmt(s['added_ms_per_step'])} | {per_measurement_cell(c, w['summary'])} | "
+                f"{vs_floors} | {_fmt(s['median_step_ms'])} | "
                 f"{s['n_steps']}{' (capped)' if s['capped_blocks'] else ''} | "
                 f"{_fmt(s['peak_rss_mib'], '.0f')} | {_fmt(s['rss_growth_in_block_mib'], '.0f')} "
                 f"({_fmt(s['rss_rise_vs_none_mib'], '+.0f')}) | {cuda} |"
             )
+        lines += breakdown_lines(w.get("breakdown"), w["summary"])
         if "measurement_step_ms" in w:
             lines += [
                 "",

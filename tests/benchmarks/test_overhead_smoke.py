@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.breakdown import PHASES
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "overhead.py"
 
@@ -30,7 +32,10 @@ def _run(out: Path, *extra: str, timeout: int = 120) -> subprocess.CompletedProc
 
 @pytest.mark.timeout(180)
 def test_toy_run_writes_table_json_and_figures(tmp_path):
-    configs = "none,shift_default,shift_every,fastai,wandb_watch_10,bolts"
+    configs = (
+        "none,shift_default,shift_every,floor_read,floor_moments,fastai,wandb_watch_10,bolts,"
+        "torchinstruments_1,torchinstruments_timed,nvdlfw_inspect"
+    )
     proc = _run(
         tmp_path, "--workloads", "mlp", "--configs", configs, "--sections", "timing,memory,scaling"
     )
@@ -66,6 +71,38 @@ def test_toy_run_writes_table_json_and_figures(tmp_path):
         )
     # The monitored sites of the paper MLP: 4 Linear + 3 Sigmoid.
     assert plan["sites"] == 7
+
+    # The floors are columns: every configuration's added time in units of each floor, and its
+    # cost per measurement (the timed torchinstruments' sample is its every-forward twin's).
+    w = record["workloads"]["mlp"]
+    assert "| added ms per measurement | added / read-once floor | added / moments floor |" in md
+    assert set(w["added_vs_floors"]) == set(configs.split(",")) - {"none"}
+    assert all(set(v) == {"floor_read", "floor_moments"} for v in w["added_vs_floors"].values())
+    per = w["per_measurement_ms"]
+    assert per["torchinstruments_timed"] == per["torchinstruments_1"]
+    assert per["wandb_watch_10"] == pytest.approx(
+        10 * summary["wandb_watch_10"]["added_ms_per_step"]
+    )
+    assert per["torchinstruments_1"] > 0  # a real sample every forward: never free
+    peers = {
+        r["target"].rsplit(" ", 1)[-1] for r in record["targets"] if "cheaper than" in r["target"]
+    }
+    assert peers == {"torchinstruments_1", "nvdlfw_inspect", "wandb_watch_10"}
+
+    # One measurement split into phases; the single process runs no DDP reduce.
+    b = w["breakdown"]
+    assert b["config"] == "shift_every" and b["measurements"] >= 1
+    assert b["not_separable"] == [], b["not_separable"]  # a rename in shiftkit shows up here
+    ms = b["ms_per_measurement"]
+    assert list(ms) == list(PHASES)
+    assert ms["ddp_reduce"] is None and b["not_run"] == ["ddp_reduce"]
+    for phase in ("hooks", "accumulation", "snapshot", "comparison", "read_back", "logging"):
+        assert math.isfinite(ms[phase]) and ms[phase] > 0, (phase, ms[phase])
+    assert b["calls_per_measurement"]["accumulation"] == 7  # one per monitored site
+    assert b["total_ms_per_measurement"] == pytest.approx(
+        sum(v for v in ms.values() if v is not None)
+    )
+    assert "| read-back (device to host, records) |" in md
 
     # Memory section: RSS samples and the history growth per measurement.
     mem = record["memory"]

@@ -36,6 +36,22 @@ SECTIONS = ("timing", "ddp", "memory", "scaling")
 
 
 # ----------------------------------------------------------------------------- arguments
+PEER_MODULES = {"torchinstruments": "torchinstruments", "nvdlfw_inspect": "nvdlfw_inspect", "wandb": "wandb"}
+"""The real peers a configuration name starts with, and the module it needs (``shiftkit[bench]``)."""
+
+
+def _require_peers(configs: list[str]) -> None:
+    """Stop before any work, in one line, when a selected peer is not installed."""
+    from shiftkit.extras import MissingExtraError, require
+
+    needed = tuple(dict.fromkeys(m for c in configs for prefix, m in PEER_MODULES.items() if c.startswith(prefix)))
+    try:
+        if needed:
+            require("bench", "the overhead benchmark's real peers", needed)
+    except MissingExtraError as err:
+        raise SystemExit(str(err)) from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     from configs import CONFIGS
     from workloads import WORKLOADS
@@ -108,6 +124,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.workloads = _split(args.workloads, WORKLOADS, "workload")
     configs = _split(args.configs, CONFIGS, "config")
     args.configs = ["none"] + [c for c in configs if c != "none"]
+    _require_peers(args.configs)
     args.sections = _split(args.sections, SECTIONS, "section")
     if args.profile is not None and args.profile not in CONFIGS:
         p.error(f"--profile: unknown config {args.profile!r}; choose from {', '.join(CONFIGS)}")

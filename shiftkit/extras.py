@@ -32,6 +32,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "data": ("mlxtend", "sklearn"),
     "cli": ("jsonargparse", "docstring_parser", "typeshed_client"),
     "hf": ("transformers", "accelerate"),
+    "bench": ("wandb", "torchinstruments", "nvdlfw_inspect"),  # the overhead benchmark's peers
 }
 
 

@@ -96,7 +96,8 @@ def test_core_is_small_and_every_extra_is_there(requirements):
         "cli",
         "hf",
     }
-    assert extra(requirements, "test")["shiftkit"].extras == {"all"}
+    assert set(extra(requirements, "bench")) == {"wandb", "torchinstruments", "nvdlfw-inspect"}
+    assert extra(requirements, "test")["shiftkit"].extras == {"all", "bench"}
 
 
 def test_each_extra_installs_the_modules_its_features_check(requirements):

@@ -82,6 +82,15 @@ class Cohort:
         seeds = self.seeds()
         return wanted if wanted in seeds else seeds[0]
 
+    def n_cells(self) -> int:
+        """Distinct configurations apart from the seed: the grid's cells (a variant name that says
+        only the norm, as in a knob grid, would undercount them)."""
+        def key(f: RunFacts) -> tuple:
+            values = (f.lr, f.lr_multiplier, f.init_scale, f.init_std, f.depth, f.per_device_batch, f.global_batch)
+            return (f.variant, f.norm, f.synced, *(None if math.isnan(v) else v for v in values))  # NaN != NaN
+
+        return len({key(f) for f in self.facts})
+
     def config(self) -> dict:
         return self.runs[0].result.get("config") or {} if self.runs else {}
 
@@ -220,7 +229,7 @@ def describe_setup(cohort: Cohort) -> str:
     text = ", ".join(parts) if parts else "config not recorded"
     if varied:
         text += "; varied: " + "; ".join(varied)
-    return f"{text}; {len(cohort.variants())} variants × {n_seeds} seeds"
+    return f"{text}; {cohort.n_cells()} grid cells × {n_seeds} seeds"
 
 
 def _data_name(cfg: dict) -> str | None:

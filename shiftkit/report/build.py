@@ -39,7 +39,7 @@ from shiftkit.report.cohort import (
     saturating_sites,
     site_order,
 )
-from shiftkit.report.facts import steps_to_target
+from shiftkit.report.facts import config_value, steps_to_target
 from shiftkit.report.markdown import claim_section, claims_table, figure_md, rules_section
 from shiftkit.report.summary import MIN_SEEDS
 
@@ -56,8 +56,6 @@ the rest); the caption says so."""
 
 def reference_text(cohort: Cohort) -> str:
     """What the monitor compared each measurement with, from the runs' configs (for captions)."""
-    from shiftkit.report.facts import config_value
-
     cfg = cohort.config()
     mode, every = config_value(cfg, "reference") or "previous", config_value(cfg, "every_n_steps")
     if mode == "previous":

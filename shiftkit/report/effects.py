@@ -108,10 +108,15 @@ def _effect(kind: str, a: Iterable[float], b: Iterable[float], n_boot: int, leve
             return Effect(kind, estimate, nan, nan, int(a.size), int(b.size))
         rng = np.random.default_rng(seed)
         stats = op(_boot_means(rng, a, n_boot), _boot_means(rng, b, n_boot))
+    return Effect(kind, estimate, *_percentiles(stats, level), int(a.size), int(b.size))
+
+
+def _percentiles(stats: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` interval of the bootstrap statistics."""
     tail = (1 - level) / 2
     with np.errstate(invalid="ignore"):  # an infinite ratio (a zero mean below) has no interval
         lo, hi = np.quantile(stats, [tail, 1 - tail])
-    return Effect(kind, estimate, float(lo), float(hi), int(a.size), int(b.size))
+    return float(lo), float(hi)
 
 
 def difference(a: Iterable[float], b: Iterable[float], n_boot: int = N_BOOT, level: float = LEVEL,
@@ -154,6 +159,4 @@ def mean(values: Iterable[float], n_boot: int = N_BOOT, level: float = LEVEL, se
     if a.size < 2:
         return Effect("mean", float(a.mean()), nan, nan, int(a.size), 0)
     boot = _boot_means(np.random.default_rng(seed), a, n_boot)
-    tail = (1 - level) / 2
-    lo, hi = np.quantile(boot, [tail, 1 - tail])
-    return Effect("mean", float(a.mean()), float(lo), float(hi), int(a.size), 0)
+    return Effect("mean", float(a.mean()), *_percentiles(boot, level), int(a.size), 0)

@@ -11,10 +11,11 @@ A sweep file *is* a recipe (``shiftkit fit --config recipes/x.yaml`` runs its ba
         plain: {model.norm: none}
         bn: {model.norm: batch}
       scales:                     # named override sets picked by --scale (small = the recipe)
-        paper: {data: shiftkit.data.MnistDataModule, trainer.max_steps: 50000}
+        paper: {data: shiftkit.data.MnistDataModule, trainer.max_steps: 50000,
+                variants: {bn: {model.lr: 0.5}}}   # optional: a variant's values at this scale
 
-A cell is ``shiftkit fit --config <file> [scale overrides] [--variant NAME] [grid values]
-[extra args]``; its id is the :func:`~shiftkit.records.config_hash` of the config it resolves to
+A cell is ``shiftkit fit --config <file> [scale overrides] [--variant NAME] [the scale's
+overrides of that variant] [grid values] [extra args]``; its id is the :func:`~shiftkit.records.config_hash` of the config it resolves to
 (:class:`~shiftkit.cli.fit.ConfigResolver`), the same hash ``shiftkit fit`` records.
 Cells are ordered seed first (a sweep stopped after a third has every variant at one seed),
 then variant, then the other grid keys in file order. A shard ``i/n`` of a grid
@@ -45,6 +46,8 @@ __all__ = [
 
 SEED_KEY = "seed_everything"
 SMALL = "small"
+SCALE_VARIANTS = "variants"
+"""A scale's key for its overrides of named variants (a variant's values that differ at that scale)."""
 
 SweepError = RecipeError
 """A malformed sweep file or request (the message names the file and the key): the recipe's
@@ -140,7 +143,13 @@ def plan_cells(
     if seeds is not None:
         grid[SEED_KEY] = [int(s) for s in seeds]
     keys = ([SEED_KEY] if SEED_KEY in grid else []) + [k for k in grid if k != SEED_KEY]
-    base = ["--config", str(spec.path), *overrides_to_args(spec.scales[scale])]
+    overrides = dict(spec.scales[scale])
+    per_variant = overrides.pop(SCALE_VARIANTS, None) or {}
+    unknown = sorted(set(per_variant) - set(spec.variants))
+    if unknown:
+        raise SweepError(f"{spec.path}: sweep.scales.{scale}.variants names unknown variant(s) {unknown}; "
+                         f"variants: {', '.join(spec.variants) or 'none'}")  # fmt: skip
+    base = ["--config", str(spec.path), *overrides_to_args(overrides)]
     variants = list(spec.variants) or [None]
     cells = []
     seed_values = grid.get(SEED_KEY, [None])
@@ -152,6 +161,7 @@ def plan_cells(
                 args = list(base)
                 if variant is not None:
                     args.append(f"--variant={variant}")
+                    args += overrides_to_args(per_variant.get(variant) or {})
                 args += overrides_to_args(params)
                 args += list(extra_args)
                 cells.append(Cell(variant, params, args))

@@ -156,9 +156,9 @@ def paper_data_args(config: dict) -> list[str]:
     ]  # fmt: skip
 
 
-def run_paper_scale(name: str, pick, out: Path, resolver) -> None:
-    """Run the picked seed-0 cells of a recipe's paper scale for two steps on stand-in data and
-    check that they ran as configured."""
+def run_paper_scale(name: str, pick, out: Path, resolver) -> list[str]:
+    """Run the picked seed-0 cells of a recipe's paper scale for two steps on stand-in data,
+    check that they ran as configured, and return the labels of the cells that ran."""
     spec = load_sweep(recipe_path(name))
     planned = resolve_cells(plan_cells(spec, "paper", [0], ["--data.data_dir=/nowhere"]), resolver)
     planned = [c for c in planned if pick(c)]
@@ -190,6 +190,7 @@ def run_paper_scale(name: str, pick, out: Path, resolver) -> None:
             prefix = CALLBACK_PREFIX[callback["class_path"].rsplit(".", 1)[1]]
             logged = [c for c in run.metrics.columns if c.startswith(prefix)]
             assert logged and run.metrics[logged].notna().any().any(), (cell.label(), prefix)
+    return [cell.label() for cell in cells]
 
 
 #: The landscape cell alone takes ~30 s on 2 cores (LandscapeMonitor: nine forward/backward
@@ -207,7 +208,8 @@ PAPER_CELL = [
 def test_paper_scale_runs_two_steps(name, tmp_path, resolver):
     """Each recipe's paper-scale network, optimizer, callbacks and monitor, at the paper's input
     shapes and batch size (the cell of TINY_CELL; every cell in the slow test below)."""
-    run_paper_scale(name, lambda c: TINY_CELL[name] in (c.variant, c.label()), tmp_path, resolver)
+    ran = run_paper_scale(name, lambda c: TINY_CELL[name] in (c.variant, c.label()), tmp_path, resolver)
+    assert len(ran) == 1 and all(TINY_CELL[name] in label for label in ran), ran
 
 
 @pytest.mark.slow
@@ -215,4 +217,6 @@ def test_paper_scale_runs_two_steps(name, tmp_path, resolver):
 @pytest.mark.parametrize("name", ALL)
 def test_paper_scale_every_cell_runs_two_steps(name, tmp_path, resolver):
     """Every variant and grid value of each recipe's paper scale (seed 0), two steps each."""
-    run_paper_scale(name, lambda c: True, tmp_path, resolver)
+    ran = run_paper_scale(name, lambda c: True, tmp_path, resolver)
+    planned = plan_cells(load_sweep(recipe_path(name)), "paper", [0], ["--data.data_dir=/nowhere"])
+    assert sorted(ran) == sorted(c.label() for c in planned)  # every cell of the grid, once

@@ -215,3 +215,24 @@ def test_ctrl_c_stops_a_real_sweep_and_a_rerun_finishes_it(tmp_path):
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "2 of 3 cells to run (1 finished before)" in rerun.stdout + rerun.stderr
     assert len(list(out.glob("*/result.json"))) == 3
+
+
+def test_a_scale_overrides_a_variant_at_that_scale_only(tmp_path, resolver):
+    data = dict(TINY, recipe="grid")
+    data["sweep"] = {"grid": {"seed_everything": [0]},
+                     "variants": {"plain": {"model.norm": "none"}, "deep": {"model.norm": "none", "model.depth": 3}},
+                     "scales": {"big": {"model.width": 32, "variants": {"deep": {"model.depth": 5}}}}}  # fmt: skip
+    spec = load_sweep(write_yaml(tmp_path / "grid.yaml", data))
+    small, big = plan_cells(spec), plan_cells(spec, "big")
+    assert [c.fit_args for c in small] == [
+        ["--config", str(spec.path), "--variant=plain", "--seed_everything=0"],
+        ["--config", str(spec.path), "--variant=deep", "--seed_everything=0"],
+    ]  # the small scale is untouched (its cell ids too)
+    assert big[1].fit_args == ["--config", str(spec.path), "--model.width=32", "--variant=deep",
+                               "--model.depth=5", "--seed_everything=0"]  # fmt: skip
+    configs = [c.config["model"] for c in resolve_cells(big, resolver)]
+    assert [(m["depth"], m["width"]) for m in configs] == [(2, 32), (5, 32)]  # TINY: depth 2
+    data["sweep"]["scales"]["big"]["variants"] = {"nosuch": {"model.depth": 5}}
+    spec = load_sweep(write_yaml(tmp_path / "bad.yaml", data))
+    with pytest.raises(SweepError, match=r"sweep.scales.big.variants names unknown variant\(s\) \['nosuch'\]"):
+        plan_cells(spec, "big")

@@ -45,7 +45,15 @@ from shiftkit.stats.histogram import (
     widened,
     strided_subsample,
 )
-from shiftkit.stats.moments import FIELDS, RAW_FIELDS, Scratch, fields_from_raw, flag_counted, unit_raw_sums
+from shiftkit.stats.moments import (
+    FIELDS,
+    RAW_FIELDS,
+    FlagKinds,
+    Scratch,
+    fields_from_raw,
+    flag_counted,
+    unit_raw_sums,
+)
 from shiftkit.stats.units import FEATURES, as_unit_tensor, num_units
 
 #: ``all_reduce(tensor, op)`` in place, ``op`` in {"sum", "max"}; None = one process.
@@ -204,35 +212,52 @@ class _Discovery:
     mismatched: set[int] = field(default_factory=set)
 
 
+def flag_order(spec: SiteSpec) -> int:
+    """Sites grouped for one reduction go rectifier inputs first, then saturating inputs, then the rest
+    (see :class:`~shiftkit.stats.moments.FlagKinds`)."""
+    return 0 if spec.rectifier else 1 if spec.saturation_threshold is not None else 2
+
+
 @dataclass
 class _GroupColumns:
-    """Where a group of deferred sites' units go, and their per-unit flag kinds and edges."""
+    """Where a group of deferred sites' units go, their flag kinds and their histogram edges.
+
+    The members are in :func:`flag_order`, as they are concatenated.
+    """
 
     index: Tensor  # (C,) column of each unit in the packed buffer
     sites: Tensor  # (G,) site of each member of the group
     slot: Tensor  # (C,) member of the group each unit belongs to (its histogram)
-    positive: Tensor  # (C,) 1.0 for rectifier inputs
-    beyond: Tensor  # (C,) saturation threshold, inf for none
-    flagged: bool
+    kinds: FlagKinds
     lo: Tensor  # (C,) float64 histogram edges of each unit's site
     width: Tensor
 
     @classmethod
     def build(cls, acc: ShiftAccumulator, sites: tuple[int, ...]) -> _GroupColumns:
         layout, dev = acc.layout, acc.device
-        parts = {k: [] for k in ("index", "slot", "positive", "beyond", "lo", "width")}
+        parts = {k: [] for k in ("index", "slot", "lo", "width")}
+        rectifiers, thresholds = 0, []
         for slot, i in enumerate(sites):
             n, spec, edges = layout.units[i], acc.sites[i], acc._edges[i]
             parts["index"].append(torch.arange(layout.offsets[i], layout.offsets[i] + n))
             parts["slot"].append(torch.full((n,), float(slot)))
-            parts["positive"].append(torch.full((n,), float(spec.rectifier)))
-            thr = spec.saturation_threshold
-            parts["beyond"].append(torch.full((n,), math.inf if thr is None else float(thr)))
             parts["lo"].append(torch.full((n,), edges.lo, dtype=torch.float64))
             parts["width"].append(torch.full((n,), edges.width, dtype=torch.float64))
-        flagged = any(acc.sites[i].rectifier or acc.sites[i].saturation_threshold is not None for i in sites)
+            if spec.rectifier:
+                rectifiers += n
+            elif spec.saturation_threshold is not None:
+                thresholds.append(torch.full((n,), float(spec.saturation_threshold)))
         cat = {k: torch.cat(v).to(dev) for k, v in parts.items()}
-        return cls(sites=torch.tensor(sites, dtype=torch.long, device=dev), flagged=flagged, **cat)
+        units = int(cat["index"].numel())
+        thr = torch.cat(thresholds).to(dev) if thresholds else torch.zeros(0, device=dev)
+        kinds = FlagKinds(rectifiers, thr, units)
+        return cls(sites=torch.tensor(sites, dtype=torch.long, device=dev), kinds=kinds, **cat)
+
+
+def _known_finite(raw: Tensor) -> bool:
+    """The raw sums of a CPU tensor count no non-finite element (reading them there is no
+    synchronization; on an accelerator it would be, so there the answer is False: mask)."""
+    return raw.device.type == "cpu" and not bool(raw[0].any())
 
 
 class ShiftAccumulator:
@@ -370,7 +395,8 @@ class ShiftAccumulator:
             self.fused,
         )  # fmt: skip
         self.raw[:, off : off + units].add_(sums)
-        self.hist[i].add_(histogram_counts(strided_subsample(x, self.hist_max_elements), self._edges[i]))
+        sample = strided_subsample(x, self.hist_max_elements)
+        self.hist[i].add_(histogram_counts(sample, self._edges[i], _known_finite(sums), self._scratch))
 
     def _defers(self, x: Tensor, unit_dim: int | None) -> bool:
         # Up to 4x the histogram budget: there, per-op overhead still outweighs
@@ -394,12 +420,10 @@ class ShiftAccumulator:
             groups.setdefault(key, []).append((i, x))
         self._deferred = []
         for (ud, _), items in groups.items():
+            items.sort(key=lambda item: flag_order(self.sites[item[0]]))  # stable: call order within a kind
             cols = self._group_columns(tuple(i for i, _ in items))
-            x = torch.cat([t for _, t in items], dim=ud) if len(items) > 1 else items[0][1]
-            raw = unit_raw_sums(
-                x, ud, self._shift[cols.index], self.split_half, cols.positive if cols.flagged else False,
-                cols.beyond if cols.flagged else None, self._scratch,
-            )  # fmt: skip
+            x = self._concatenated([t for _, t in items], ud)
+            raw = unit_raw_sums(x, ud, self._shift[cols.index], self.split_half, cols.kinds, None, self._scratch)
             self.raw.index_add_(1, cols.index, raw.double())
             shape = [1] * x.dim()
             shape[ud] = -1
@@ -407,9 +431,18 @@ class ShiftAccumulator:
             k = -(-max(t.numel() for _, t in items) // self.hist_max_elements)
             counts = slot_counts(
                 x[::k] if k > 1 else x, cols.lo.view(shape), cols.width.view(shape), cols.slot.view(shape),
-                self.bins, len(items),
+                self.bins, len(items), _known_finite(raw), self._scratch,
             )  # fmt: skip
             self.hist.index_add_(0, cols.sites, counts)
+
+    def _concatenated(self, tensors: list[Tensor], dim: int) -> Tensor:
+        """The group's tensors side by side along ``dim``, in reused memory (see :class:`Scratch`)."""
+        if len(tensors) == 1:
+            return tensors[0]
+        shape = list(tensors[0].shape)
+        shape[dim] = sum(t.shape[dim] for t in tensors)
+        out = self._scratch.take("group", tuple(shape), tensors[0].dtype, tensors[0].device)
+        return torch.cat(tensors, dim=dim, out=out)
 
     def _group_columns(self, sites: tuple[int, ...]) -> _GroupColumns:
         cached = self._group_cache.get(sites)

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from shiftkit.stats.scratch import Scratch
+
 
 @dataclass(frozen=True)
 class HistogramEdges:
@@ -168,7 +170,10 @@ def rebin_rows(
     return out
 
 
-def slot_counts(values: Tensor, lo: Tensor, width: Tensor, slot: Tensor, bins: int, num_slots: int) -> Tensor:
+def slot_counts(
+    values: Tensor, lo: Tensor, width: Tensor, slot: Tensor, bins: int, num_slots: int, finite: bool = False,
+    scratch: Scratch | None = None,
+) -> Tensor:  # fmt: skip
     """Many fixed-edge histograms at once: ``(num_slots, bins + 2)`` float64 counts.
 
     Args:
@@ -177,6 +182,8 @@ def slot_counts(values: Tensor, lo: Tensor, width: Tensor, slot: Tensor, bins: i
             histogram (slot) it counts into.
         bins: in-range bins of every histogram (plus underflow and overflow).
         num_slots: how many histograms.
+        finite: the caller knows every value is finite (saves two passes).
+        scratch: reusable memory for the temporaries (see :mod:`shiftkit.stats.scratch`).
 
     Bin ``k`` holds ``lo + k width <= x < lo + (k+1) width``; everything below
     ``lo`` goes to the underflow bin, everything at or above ``lo + bins width``
@@ -186,24 +193,34 @@ def slot_counts(values: Tensor, lo: Tensor, width: Tensor, slot: Tensor, bins: i
     where ``bincount`` would read its maximum back to the host).
     """
     total = num_slots * (bins + 2)
-    t = torch.nan_to_num(values.double(), nan=math.nan, posinf=math.nan, neginf=math.nan)
-    t = t.sub_(lo).div_(width).floor_().add_(1.0).clamp_(0.0, bins + 1.0).add_(slot * (bins + 2.0))
+    shape = torch.broadcast_shapes(values.shape, lo.shape, width.shape, slot.shape)
+    t = scratch.take("bin_position", shape, torch.float64, values.device) if scratch is not None else None
+    t = torch.sub(values, lo, out=t) if t is not None else torch.sub(values.double(), lo)  # never in place
+    if not finite:
+        t.nan_to_num_(nan=math.nan, posinf=math.nan, neginf=math.nan)
+    # Clamped to [-1, bins] and moved by 1 + the slot's first index, every position is >= 0,
+    # where truncation to an integer is the floor: one pass fewer than floor_() then clamp.
+    t = t.div_(width).clamp_(-1.0, float(bins)).add_(slot * (bins + 2.0) + 1.0)
     if t.device.type == "cpu":
-        idx = t.nan_to_num_(nan=float(total)).reshape(-1).long()
-        counts = torch.bincount(idx, minlength=total + 1)[:total]
+        if not finite:
+            t.nan_to_num_(nan=float(total))
+        index = scratch.take("bin_index", shape, torch.long, t.device).copy_(t) if scratch is not None else t.long()
+        counts = torch.bincount(index.reshape(-1), minlength=total + 1)[:total]
     else:
-        counts = torch.histc(t.reshape(-1), bins=total, min=0, max=total)  # NaN (non-finite) ignored
+        counts = torch.histc(t.reshape(-1).trunc_(), bins=total, min=0, max=total)  # NaN ignored
     return counts.reshape(num_slots, bins + 2).double()
 
 
-def histogram_counts(x: Tensor, edges: HistogramEdges) -> Tensor:
+def histogram_counts(x: Tensor, edges: HistogramEdges, finite: bool = False, scratch: Scratch | None = None) -> Tensor:
     """Counts of the finite values of ``x`` in the ``bins + 2`` bins of ``edges`` (float64).
 
     Runs on ``x``'s device with no host synchronization (see :func:`slot_counts`).
     """
-    lo = torch.tensor(edges.lo, dtype=torch.float64, device=x.device)
-    width = torch.tensor(edges.width, dtype=torch.float64, device=x.device)
-    return slot_counts(x.detach().reshape(-1), lo, width, torch.zeros((), device=x.device), edges.bins, 1)[0]
+    # Shape (1,), not a scalar: a 0-dim float64 would not promote float32 values to float64.
+    lo = torch.tensor([edges.lo], dtype=torch.float64, device=x.device)
+    width = torch.tensor([edges.width], dtype=torch.float64, device=x.device)
+    zero = torch.zeros((), device=x.device)
+    return slot_counts(x.detach().reshape(-1), lo, width, zero, edges.bins, 1, finite, scratch)[0]
 
 
 def subsample_stride(numel: int, per_sample: int, max_elements: int) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from shiftkit.stats.scratch import Scratch
 from shiftkit.stats.units import FEATURES, as_unit_tensor, broadcast_units, num_units, reduce_dims
 
 #: Per-unit fields of a :class:`~shiftkit.stats.accumulator.Snapshot`, one row each
@@ -35,33 +36,40 @@ FIELDS = ("count", "sum", "sumsq", "nonfinite", "count_h", "sum_h", "sumsq_h", "
 STACKED_REDUCTION_LIMIT = 1 << 16
 
 
-class Scratch:
-    """Reusable memory for the per-call temporaries of :func:`unit_raw_sums`.
-
-    Three float32 rows the size of the observed tensor, grown to the largest
-    tensor seen and shared by every site of an accumulator. On CPU a fresh
-    multi-megabyte temporary page-faults on first touch at every call (measured
-    2-4x slower than writing into reused memory); on CUDA it saves allocator work.
-    """
-
-    def __init__(self) -> None:
-        self._buf: Tensor | None = None
-
-    def rows(self, n: int, like: Tensor) -> Tensor:
-        need = n * like.numel()
-        if self._buf is None or self._buf.numel() < need or self._buf.device != like.device:
-            self._buf = torch.empty(need, dtype=torch.float32, device=like.device)
-        return self._buf[:need].view(n, *like.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return 0 if self._buf is None else self._buf.numel() * 4
-
-
 #: Rows of :func:`unit_raw_sums`: what the hot path accumulates. Every row is
 #: linear in the data, so raw sums from many calls and ranks add up, and
 #: :func:`fields_from_raw` turns their total into :data:`FIELDS` once.
 RAW_FIELDS = ("nonfinite", "dev_sum", "dev_sq", "nonfinite_h", "dev_sum_h", "dev_sq_h", "flag", "elements", "elements_h")
+
+
+class FlagKinds:
+    """The flag kinds of several sites side by side along the unit dimension, grouped by kind.
+
+    The first ``rectifiers`` units count ``x > 0`` (rectifier inputs), the next
+    ``len(thresholds)`` count ``|x| >`` their own threshold (saturating
+    nonlinearities), the rest count nothing. Grouped so that each kind is one
+    slice of the tensor: one comparison per kind instead of both on every element.
+
+    Args:
+        rectifiers: how many leading units are rectifier inputs.
+        thresholds: ``(b,)`` the saturation thresholds of the next ``b`` units.
+        units: all units.
+    """
+
+    def __init__(self, rectifiers: int, thresholds: Tensor, units: int):
+        self.rectifiers, self.thresholds, self.units = rectifiers, thresholds.float(), units
+        self._masks: tuple[Tensor, Tensor] | None = None
+
+    def masks(self) -> tuple[Tensor, Tensor]:
+        """Per unit: 1.0 for a rectifier input (else 0.0), and the threshold (``inf`` for none)."""
+        if self._masks is None:
+            a, b = self.rectifiers, self.thresholds.numel()
+            positive = self.thresholds.new_zeros(self.units)
+            positive[:a] = 1.0
+            beyond = torch.full_like(positive, float("inf"))
+            beyond[a : a + b] = self.thresholds
+            self._masks = (positive, beyond)
+        return self._masks
 
 
 def unit_raw_sums(
@@ -69,8 +77,8 @@ def unit_raw_sums(
     unit_dim: int | None = FEATURES,
     shift: Tensor | None = None,
     split_half: bool = True,
-    positive: bool | Tensor = False,
-    beyond: float | Tensor | None = None,
+    positive: bool | FlagKinds = False,
+    beyond: float | None = None,
     scratch: Scratch | None = None,
     fused: bool = False,
 ) -> Tensor:
@@ -82,15 +90,16 @@ def unit_raw_sums(
     ``|.| > beyond``, non-finite slots counted as if they held ``K``); and the
     number of elements per unit in the whole and in the first half.
 
-    Cost: five elementwise passes (deviation and its clean-up, non-finite
-    indicator and its clean-up, square) into ``scratch`` plus the reductions; a
-    flag adds three or four passes. Only float kernels: boolean ones such as
-    ``isfinite(x).sum()`` measured 5-30x slower on CPU.
+    Cost: on CPU, when every element is finite (:func:`finite_raw_sums`), two
+    elementwise passes (deviation, square) plus the reductions, and one or two
+    for a flag; otherwise (and on accelerators, where deciding would mean a host
+    synchronization) five plus three or four (:func:`masked_raw_sums`). Only
+    float kernels: boolean ones such as ``isfinite(x).sum()`` measured 5-30x
+    slower on CPU.
 
     With ``fused=True`` the same sums come from one compiled kernel per site
-    (see :mod:`shiftkit.stats.fused`). ``positive`` and ``beyond`` may also be
-    per-unit tensors (1.0/0.0 and thresholds, ``inf`` for none), for several
-    sites concatenated along their units.
+    (see :mod:`shiftkit.stats.fused`). For several sites concatenated along
+    their units, ``positive`` is a :class:`FlagKinds` (and ``beyond`` unused).
 
     Returns:
         float32 tensor of shape ``(len(RAW_FIELDS), units)``.
@@ -107,6 +116,31 @@ def unit_raw_sums(
         rows = fused_raw_sums(x, broadcast_units(k, x.dim(), unit_dim), dims, h, positive, beyond)
         elements = rows.new_tensor([[per_unit], [per_unit * h // max(x.shape[0], 1)]]).expand(2, units)
         return torch.cat([rows, elements])
+    if x.device.type == "cpu":
+        rows = finite_raw_sums(x, unit_dim, shift, h, positive, beyond, scratch)
+        if rows is not None:
+            return rows
+    return masked_raw_sums(x, unit_dim, shift, h, positive, beyond, scratch)
+
+
+def masked_raw_sums(
+    x: Tensor,
+    unit_dim: int | None,
+    shift: Tensor | None,
+    h: int,
+    positive: bool | FlagKinds,
+    beyond: float | None,
+    scratch: Scratch | None = None,
+) -> Tensor:
+    """:func:`unit_raw_sums` of a float32 ``x`` that may hold NaN or Inf: every element masked.
+
+    Five elementwise passes (deviation and its clean-up, non-finite indicator
+    and its clean-up, square) plus the reductions; a flag adds three or four.
+    No host synchronization (the path of accelerator tensors).
+    """
+    dims = reduce_dims(x.dim(), unit_dim)
+    units = num_units(x, unit_dim)
+    per_unit = x.numel() // units
     work = scratch.rows(3, x) if scratch is not None else torch.empty((3, *x.shape), device=x.device)
     bad, dev, sq = work[0], work[1], work[2]  # row order = the order of the sums below
     if shift is None:
@@ -126,11 +160,10 @@ def unit_raw_sums(
         half = torch.stack([row[:h].sum(dims).reshape(units) for row in (bad, dev, sq)]) if h > 0 else None
     if half is None:
         half = torch.zeros_like(full)
-    if isinstance(positive, Tensor):
+    if isinstance(positive, FlagKinds):
         # Per-unit flag kinds (several sites at once): count both kinds, keep each unit's own.
         xk = dev if shift is None else torch.add(dev, k, out=bad)
-        pos = broadcast_units(positive.to(x.dtype), x.dim(), unit_dim)
-        thr = broadcast_units(beyond.to(x.dtype), x.dim(), unit_dim)
+        pos, thr = (broadcast_units(m, x.dim(), unit_dim) for m in positive.masks())
         beyond_part = (xk.abs() - thr).relu_().sign_()
         flag = xk.relu_().sign_().mul_(pos).add_(beyond_part).sum(dims).reshape(1, units)
     elif positive or beyond is not None:
@@ -142,6 +175,91 @@ def unit_raw_sums(
         flag = torch.zeros_like(full[:1])
     elements = full.new_tensor([[per_unit], [per_unit * h // max(x.shape[0], 1)]]).expand(2, units)
     return torch.cat([full, half, flag, elements])
+
+
+def finite_raw_sums(
+    x: Tensor,
+    unit_dim: int | None,
+    shift: Tensor | None,
+    h: int,
+    positive: bool | FlagKinds,
+    beyond: float | None,
+    scratch: Scratch | None = None,
+) -> Tensor | None:
+    """:func:`unit_raw_sums` of a float32 ``x`` whose elements are all finite, in two passes; else None.
+
+    The general path spends four of its five elementwise passes on non-finite
+    elements, which a healthy network never produces. Here the deviation
+    ``d = x - K`` and its square are summed straight away, the batch halves as
+    two partial sums (together one read of ``d``); a NaN, an Inf or a square
+    that overflows float32 makes a unit's sum of squares non-finite, and then
+    None sends the caller to the general path, so the result is the same either
+    way (to float32 summation order). That check reads the sums on the host,
+    which for a CPU tensor is no synchronization; on an accelerator it would be,
+    so only CPU tensors come here. Flags count ``x > 0`` and ``|x| > beyond``
+    with float-output comparisons (boolean reductions measured 5-7x slower).
+    """
+    dims = reduce_dims(x.dim(), unit_dim)
+    units = num_units(x, unit_dim)
+    # Reduce every dimension but the batch (0) and the unit first: (N, U) partial sums.
+    inner = tuple(d for d in dims if d != 0)
+    pooled_batch = 0 in dims
+    work = scratch.rows(2, x) if scratch is not None else torch.empty((2, *x.shape), device=x.device)
+    if shift is None:
+        dev = x
+        sq = torch.mul(x, x, out=work[1])
+    else:
+        dev = torch.sub(x, broadcast_units(shift.to(x.dtype), x.dim(), unit_dim), out=work[0])
+        sq = torch.mul(dev, dev, out=work[1])
+    out = x.new_zeros(len(RAW_FIELDS), units)
+    for row, t in ((1, dev), (2, sq)):
+        part = t.sum(inner) if inner else t
+        if not pooled_batch:  # the unit is dimension 0 itself: no batch halves to take
+            torch.sum(part.reshape(1, -1), 0, out=out[row])
+            continue
+        part = part.reshape(part.shape[0], units)
+        if h > 0:
+            torch.sum(part[:h], 0, out=out[row + 3])
+            torch.add(out[row + 3], part[h:].sum(0), out=out[row])
+        else:
+            torch.sum(part, 0, out=out[row])
+    if not bool(torch.isfinite(out[2]).all()):
+        return None
+    flag = _finite_flag(x, dims, units, unit_dim, positive, beyond, work[0])
+    if flag is not None:
+        out[6] = flag
+    per_unit = x.numel() // units
+    out[7] = per_unit
+    out[8] = per_unit * h // max(x.shape[0], 1)
+    return out
+
+
+def _finite_flag(
+    x: Tensor, dims: tuple[int, ...], units: int, unit_dim: int | None,
+    positive: bool | FlagKinds, beyond: float | None, buf: Tensor,
+) -> Tensor | None:  # fmt: skip
+    """Per unit: elements ``> 0`` (rectifier inputs) or ``|x| > beyond``; None when no unit counts."""
+    if isinstance(positive, FlagKinds):
+        kinds, ud = positive, unit_dim % x.dim()
+        a, b = kinds.rectifiers, kinds.thresholds.numel()
+        if a + b == 0:
+            return None
+        flag = x.new_zeros(units)
+        if a:
+            part = torch.gt(x.narrow(ud, 0, a), 0.0, out=buf.narrow(ud, 0, a))
+            flag[:a] = part.sum(dims)
+        if b:
+            thr = broadcast_units(kinds.thresholds, x.dim(), unit_dim)
+            part = torch.abs(x.narrow(ud, a, b), out=buf.narrow(ud, a, b))
+            flag[a : a + b] = torch.gt(part, thr, out=part).sum(dims)
+        return flag
+    if positive:
+        counted = torch.gt(x, 0.0, out=buf)
+    elif beyond is not None:
+        counted = torch.gt(torch.abs(x, out=buf), beyond, out=buf)
+    else:
+        return None
+    return counted.sum(dims).reshape(units)
 
 
 def flag_counted(shift: Tensor, positive: bool | Tensor, beyond: float | Tensor | None) -> Tensor:

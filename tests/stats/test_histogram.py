@@ -275,3 +275,21 @@ def test_percentiles_from_a_subsampled_4m_element_tensor_hit_the_cdf(gen):
         for name, q in (("p15", 0.15), ("p50", 0.5), ("p85", 0.85)):
             cdf = np.searchsorted(v, stats[name].item(), side="right") / v.size
             assert cdf == pytest.approx(q, abs=0.01), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_counts_same_with_reused_memory_and_the_finite_hint(dtype, gen):
+    """The accumulator's fast options (scratch buffers, finite=True) change no count, and the
+    input is left as it was."""
+    from shiftkit.stats.scratch import Scratch
+
+    e = HistogramEdges(-1.5, 2.5, 16)
+    x = (torch.randn(3000, generator=gen) * 1.5).to(dtype)
+    before = x.clone()
+    plain = histogram_counts(x, e)
+    scratch = Scratch()
+    for _ in range(2):  # the second call reuses the buffers of the first
+        np.testing.assert_array_equal(histogram_counts(x, e, finite=True, scratch=scratch).numpy(), plain.numpy())
+    assert scratch.nbytes >= 3000 * 16
+    np.testing.assert_array_equal(plain.numpy(), hist_counts(x.double().numpy(), -1.5, 2.5, 16))
+    assert torch.equal(x, before)

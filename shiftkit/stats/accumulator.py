@@ -42,8 +42,8 @@ from shiftkit.stats.histogram import (
     histogram_counts,
     rebin_rows,
     slot_counts,
-    widened,
     strided_subsample,
+    widened,
 )
 from shiftkit.stats.moments import (
     FIELDS,

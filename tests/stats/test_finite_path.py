@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from shiftkit.stats.moments import RAW_FIELDS, FlagKinds, Scratch, finite_raw_sums, masked_raw_sums, unit_raw_sums
+from shiftkit.stats.moments import (
+    RAW_FIELDS,
+    FlagKinds,
+    Scratch,
+    finite_raw_sums,
+    masked_raw_sums,
+    unit_raw_sums,
+)
 
 from .oracles import units_view
 

@@ -178,7 +178,7 @@ def plan_for(w, args) -> dict:
         for c, p in periods.items()
     }
     timed["none"] = max(timed.values())
-    if w.name == "cnn" and args.mode != "toy":
+    if w.name == "cnn" and args.mode != "toy" and args.device == "cpu":
         note = (note + " " if note else "") + (
             "One ResNet-20 step at batch 128 takes about a second or more on this CPU: "
             f"architecture and batch kept, fewer timed steps ({timed_every} per block)."
@@ -613,7 +613,11 @@ def main(argv=None) -> int:
 
     quiet_process(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device available")
+        build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+        raise SystemExit(
+            f"--device cuda: torch {torch.__version__} ({build}) sees no CUDA device; "
+            "nothing measured (run on a GPU machine, or with --device cpu)"
+        )
     if args.profile:
         return run_profile(args)
     if args.rerender:

@@ -38,3 +38,13 @@ def pytest_collect_file(file_path, parent):
     # none, and their same-named conftest.py/helpers would clash as doctest modules.
     outcome = yield
     outcome.force_result([c for c in outcome.get_result() if type(c).__name__ != "DoctestModule"])
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests marked `cuda` skip, each with the reason, where torch sees no CUDA device.
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

@@ -10,9 +10,10 @@ name that was looked for; nothing fails.
 Phases (exclusive: a phase's time excludes the phases nested in it):
 
 * ``hooks``: the hooks' own Python work around each measured tensor (``SiteHooks._take_input``
-  / ``_take_output`` minus the accumulation they call);
+  / ``_take_output``, or their ``_plain`` forms for eager models, minus the accumulation they call);
 * ``accumulation``: ``ShiftAccumulator.observe``, the per-site kernels folding a tensor in;
-* ``snapshot``: ``ShiftAccumulator.finish`` minus the DDP reduce (packing the state);
+* ``snapshot``: ``ShiftAccumulator.finish`` minus the DDP reduce (the deferred small sites'
+  reductions, the one device-to-host copy, the per-unit fields on the host);
 * ``ddp_reduce``: ``torch_distributed_all_reduce`` (not run in one process);
 * ``comparison``: ``site_statistics`` + ``overflowed`` (the statistics against the reference);
 * ``read_back``: ``records_from_host`` (the device-to-host copy and the per-site records);
@@ -35,8 +36,10 @@ from contextlib import contextmanager
 
 #: (phase, owner, attribute): what is wrapped. Owners are import paths resolved at wrap time.
 WRAPPED = (
-    ("hooks", "shiftkit.tracker.hooks:SiteHooks", "_take_input"),
+    ("hooks", "shiftkit.tracker.hooks:SiteHooks", "_take_input"),  # compiled models
     ("hooks", "shiftkit.tracker.hooks:SiteHooks", "_take_output"),
+    ("hooks", "shiftkit.tracker.hooks:SiteHooks", "_take_input_plain"),  # eager models
+    ("hooks", "shiftkit.tracker.hooks:SiteHooks", "_take_output_plain"),
     ("accumulation", "shiftkit.stats:ShiftAccumulator", "observe"),
     ("snapshot", "shiftkit.stats:ShiftAccumulator", "finish"),
     ("ddp_reduce", "shiftkit.tracker.tracker", "torch_distributed_all_reduce"),

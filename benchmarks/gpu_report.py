@@ -20,9 +20,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from report import _verdict, target_every  # noqa: E402
+if __package__:  # imported as benchmarks.gpu_report (the tests): no top-level 'report' module, which
+    from .report import _verdict, target_every  # would shadow the tests' own 'report' package
+else:  # run as a script by gpu.sh
+    sys.path.insert(0, str(HERE))
+    from report import _verdict, target_every  # noqa: E402
 
 #: The workload the CUDA target is stated on (ResNet-20), and the configuration it is about.
 WORKLOAD, CONFIG = "cnn", "shift_every"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from shiftkit.stats.arrays import at_least, namespace
 from shiftkit.stats.scratch import Scratch
 from shiftkit.stats.units import FEATURES, as_unit_tensor, broadcast_units, num_units, reduce_dims
 
@@ -262,26 +263,33 @@ def _finite_flag(
     return counted.sum(dims).reshape(units)
 
 
-def flag_counted(shift: Tensor, positive: bool | Tensor, beyond: float | Tensor | None) -> Tensor:
-    """Whether a non-finite slot, holding ``K``, was counted in the raw flag (1.0/0.0 per unit)."""
-    if isinstance(positive, Tensor) or isinstance(beyond, Tensor):
-        return torch.where(positive, shift > 0, shift.abs() > beyond).to(shift.dtype)
-    if positive:
-        return (shift > 0).to(shift.dtype)
-    if beyond is not None:
-        return (shift.abs() > beyond).to(shift.dtype)
-    return torch.zeros_like(shift)
+def flag_counted(shift, positive, beyond):
+    """Whether a non-finite slot, holding ``K``, was counted in the raw flag (1.0/0.0 per unit).
+
+    ``shift`` a tensor or numpy array; ``positive``/``beyond`` a bool/float or per-unit arrays of
+    the same kind (a rectifier mask, thresholds with ``inf`` for none).
+    """
+    xp = namespace(shift)
+    if not isinstance(positive, bool) or not (beyond is None or isinstance(beyond, float)):
+        counted = xp.where(positive, shift > 0, abs(shift) > beyond)
+    elif positive:
+        counted = shift > 0
+    elif beyond is not None:
+        counted = abs(shift) > beyond
+    else:
+        counted = shift != shift  # all False, of shift's kind
+    return counted.to(shift.dtype) if xp is torch else counted.astype(shift.dtype)
 
 
-def fields_from_raw(raw: Tensor, shift: Tensor, counted: Tensor) -> Tensor:
+def fields_from_raw(raw, shift, counted):
     """:data:`FIELDS` from summed :data:`RAW_FIELDS` (one vectorized pass, any number of units).
 
     Args:
-        raw: ``(len(RAW_FIELDS), U)`` raw sums, float64.
+        raw: ``(len(RAW_FIELDS), U)`` raw sums (a tensor, or a float64 numpy array on the host).
         shift: ``(U,)`` the shift ``K`` of those sums.
         counted: ``(U,)`` :func:`flag_counted` of each unit.
     """
-    r = dict(zip(RAW_FIELDS, raw.unbind(0)))
+    r = dict(zip(RAW_FIELDS, raw))
     count, count_h = r["elements"] - r["nonfinite"], r["elements_h"] - r["nonfinite_h"]
     fields = {
         "count": count,
@@ -293,13 +301,14 @@ def fields_from_raw(raw: Tensor, shift: Tensor, counted: Tensor) -> Tensor:
         "sumsq_h": r["dev_sq_h"],
         "flag": r["flag"] - r["nonfinite"] * counted,
     }
-    return torch.stack([fields[name] for name in FIELDS])
+    return namespace(raw).stack([fields[name] for name in FIELDS])
 
 
-def shifted_variance(count: Tensor, total: Tensor, sumsq_shifted: Tensor, shift: Tensor) -> Tensor:
+def shifted_variance(count, total, sumsq_shifted, shift):
     """Population variance from a count, a sum and a sum of squares about ``shift``.
 
-    ``var = E[(x-K)^2] - (E[x]-K)^2``; NaN where ``count`` is 0, clamped at 0.
+    ``var = E[(x-K)^2] - (E[x]-K)^2``; NaN where ``count`` is 0, clamped at 0
+    (tensors or numpy arrays).
     """
     mean = total / count
-    return (sumsq_shifted / count - (mean - shift).square()).clamp_min(0.0)
+    return at_least(sumsq_shifted / count - (mean - shift) ** 2, 0.0)

@@ -662,7 +662,7 @@ class ShiftTracker:
             )
         self._acc.load_state_dict(state["accumulator"])
         if state.get("reference") is not None:
-            self._ref = Snapshot.from_state_dict(state["reference"], device)
+            self._ref = Snapshot.from_state_dict(state["reference"])  # compared on the host
         if state.get("probe") is not None and self.probe_batch is None:
             self._probe = moved_copy(state["probe"], device)
 

@@ -235,3 +235,26 @@ def test_split_half_floor_predicts_the_kl_between_two_samples(gen):
     floor = (halves * gaussian_kl_noise_scale(nn, nn, nn / 2, nn / 2)).mean().item()
     assert between == pytest.approx(2 / n, rel=0.15)  # the closed form 1/n1 + 1/n2
     assert floor == pytest.approx(between, rel=0.15)
+
+
+def test_numpy_and_torch_inputs_give_the_same_numbers(gen):
+    """The monitor compares on the host in numpy; users and the other tests pass tensors."""
+    mp, mq = torch.randn(50, generator=gen, dtype=torch.float64), torch.randn(50, generator=gen, dtype=torch.float64)
+    vp, vq = torch.rand(50, generator=gen, dtype=torch.float64) * 3, torch.rand(50, generator=gen, dtype=torch.float64)
+    vp[0] = vq[1] = 0.0  # the floor applies
+    floor = torch.full((50,), 1e-3, dtype=torch.float64)
+    cp, cq = torch.randint(0, 5, (4, 12), generator=gen).double(), torch.randint(0, 5, (4, 12), generator=gen).double()
+    cp[0] = 0.0  # an empty histogram row: 0 log 0 stays finite
+    pairs = [
+        (gaussian_kl, (mp, vp, mq, vq, floor)),
+        (mean_drift, (mp, mq, vq, floor)),
+        (std_log_ratio, (vp, vq, floor)),
+        (histogram_kl, (cp, cq, 0.0)),
+        (histogram_js, (cp, cq)),
+    ]
+    for fn, args in pairs:
+        as_numpy = [a.numpy() if isinstance(a, torch.Tensor) else a for a in args]
+        with np.errstate(divide="ignore", invalid="ignore"):  # the empty row without smoothing: NaN in both
+            got = fn(*as_numpy)
+        assert isinstance(got, np.ndarray), fn.__name__
+        np.testing.assert_allclose(got, fn(*args).numpy(), rtol=1e-12, atol=0, err_msg=fn.__name__)

@@ -290,6 +290,6 @@ def test_counts_same_with_reused_memory_and_the_finite_hint(dtype, gen):
     scratch = Scratch()
     for _ in range(2):  # the second call reuses the buffers of the first
         np.testing.assert_array_equal(histogram_counts(x, e, finite=True, scratch=scratch).numpy(), plain.numpy())
-    assert scratch.nbytes >= 3000 * 16
+    assert scratch.nbytes >= 3000 * 8  # a float32 position and an int32 index per value
     np.testing.assert_array_equal(plain.numpy(), hist_counts(x.double().numpy(), -1.5, 2.5, 16))
     assert torch.equal(x, before)

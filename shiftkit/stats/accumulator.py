@@ -38,6 +38,7 @@ from torch import Tensor
 
 from shiftkit.stats.histogram import (
     HistogramEdges,
+    edge_tensors,
     edges_from_range,
     finite_extremes,
     histogram_counts,
@@ -231,22 +232,22 @@ class _GroupColumns:
 
     index: Tensor  # (C,) column of each unit in the packed buffer
     sites: Tensor  # (G,) site of each member of the group
-    slot: Tensor  # (C,) member of the group each unit belongs to (its histogram)
+    first_bin: Tensor  # (C,) int32 first bin of the histogram of each unit's member (see slot_counts)
     kinds: FlagKinds
-    lo: Tensor  # (C,) float64 histogram edges of each unit's site
-    width: Tensor
+    lo: Tensor  # (C,) float32 histogram edges of each unit's site
+    inv_width: Tensor
 
     @classmethod
     def build(cls, acc: ShiftAccumulator, sites: tuple[int, ...]) -> _GroupColumns:
         layout, dev = acc.layout, acc.device
-        parts = {k: [] for k in ("index", "slot", "lo", "width")}
+        parts = {k: [] for k in ("index", "first_bin", "lo", "inv_width")}
         rectifiers, thresholds = 0, []
         for slot, i in enumerate(sites):
             n, spec, edges = layout.units[i], acc.sites[i], acc._edges[i]
             parts["index"].append(torch.arange(layout.offsets[i], layout.offsets[i] + n))
-            parts["slot"].append(torch.full((n,), float(slot)))
-            parts["lo"].append(torch.full((n,), edges.lo, dtype=torch.float64))
-            parts["width"].append(torch.full((n,), edges.width, dtype=torch.float64))
+            parts["first_bin"].append(torch.full((n,), slot * (acc.bins + 2), dtype=torch.int32))
+            parts["lo"].append(torch.full((n,), edges.lo))
+            parts["inv_width"].append(torch.full((n,), 1.0 / edges.width))
             if spec.rectifier:
                 rectifiers += n
             elif spec.saturation_threshold is not None:
@@ -333,6 +334,7 @@ class ShiftAccumulator:
         self._shift_views.clear()
         self._flag_kind = None
         self._group_cache.clear()
+        self._edge_cache: dict[int, tuple[Tensor, Tensor]] = {}
 
     # ------------------------------------------------------------------ buffers
     def _alloc(self) -> None:
@@ -383,7 +385,9 @@ class ShiftAccumulator:
 
     # -------------------------------------------------------------- hot path
     def observe(self, i: int, x: Tensor) -> None:
-        """Fold one tensor seen at site ``i`` into the current measurement (no host sync)."""
+        """Fold one tensor seen at site ``i`` into the current measurement (no host synchronization
+        on an accelerator; a CPU tensor's sums are read to pick the fast path, see
+        :func:`~shiftkit.stats.moments.finite_raw_sums`)."""
         if i in self.dropped:
             return
         x = as_unit_tensor(x)
@@ -409,7 +413,15 @@ class ShiftAccumulator:
         )  # fmt: skip
         self.raw[:, off : off + units].add_(sums)
         sample = strided_subsample(x, self.hist_max_elements)
-        self.hist[i].add_(histogram_counts(sample, self._edges[i], _known_finite(sums), self._scratch))
+        counts = histogram_counts(sample, self._edges[i], _known_finite(sums), self._scratch, self._edge_values(i))
+        self.hist[i].add_(counts)
+
+    def _edge_values(self, i: int) -> tuple[Tensor, Tensor]:
+        """Site ``i``'s edges as the float32 tensors the binning takes (kept until the edges change)."""
+        kept = self._edge_cache.get(i)
+        if kept is None:
+            kept = self._edge_cache[i] = edge_tensors(self._edges[i], self.device)
+        return kept
 
     def _kept_copy(self, i: int, x: Tensor) -> Tensor:
         """A copy of ``x`` in a buffer kept for this site and call (reused every measurement:
@@ -454,7 +466,7 @@ class ShiftAccumulator:
             # At most hist_max_elements per site: every k-th sample (all units kept).
             k = -(-max(t.numel() for _, t in items) // self.hist_max_elements)
             counts = slot_counts(
-                x[::k] if k > 1 else x, cols.lo.view(shape), cols.width.view(shape), cols.slot.view(shape),
+                x[::k] if k > 1 else x, cols.lo.view(shape), cols.inv_width.view(shape), cols.first_bin.view(shape),
                 self.bins, len(items), _known_finite(raw), self._scratch,
             )  # fmt: skip
             self.hist.index_add_(0, cols.sites, counts)

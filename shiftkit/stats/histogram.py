@@ -173,15 +173,19 @@ def rebin_rows(
 
 
 def slot_counts(
-    values: Tensor, lo: Tensor, width: Tensor, slot: Tensor, bins: int, num_slots: int, finite: bool = False,
-    scratch: Scratch | None = None,
+    values: Tensor, lo: Tensor, inv_width: Tensor, first_bin: Tensor | int, bins: int, num_slots: int,
+    finite: bool = False, scratch: Scratch | None = None,
 ) -> Tensor:  # fmt: skip
     """Many fixed-edge histograms at once: ``(num_slots, bins + 2)`` float64 counts.
 
     Args:
-        values: any tensor; ``lo``, ``width`` and ``slot`` broadcast against it
-            (e.g. one entry per column), giving each element its edges and the
-            histogram (slot) it counts into.
+        values: any tensor; ``lo``, ``inv_width`` and ``first_bin`` broadcast against
+            it (e.g. one entry per column), giving each element its edges and the
+            histogram it counts into.
+        lo: float32 lower in-range edge of each element's histogram.
+        inv_width: float32 ``1 / width`` of its bins.
+        first_bin: int32 index of its histogram's first (underflow) bin in the
+            flat ``num_slots * (bins + 2)`` counts (``slot * (bins + 2)``), or 0.
         bins: in-range bins of every histogram (plus underflow and overflow).
         num_slots: how many histograms.
         finite: the caller knows every value is finite (saves a pass).
@@ -198,19 +202,20 @@ def slot_counts(
     indices on CUDA, where ``bincount`` would read its maximum back to the host).
     """
     total = num_slots * (bins + 2)
-    shape = torch.broadcast_shapes(values.shape, lo.shape, width.shape, slot.shape)
+    shape = values.shape if isinstance(first_bin, int) else torch.broadcast_shapes(values.shape, first_bin.shape)
     dev = values.device
 
     def buffer(key: str, dtype: torch.dtype) -> Tensor | None:
         return scratch.take(key, shape, dtype, dev) if scratch is not None else None
 
-    t = torch.sub(values, lo.float(), out=buffer("bin_position", torch.float32))
+    t = torch.sub(values, lo, out=buffer("bin_position", torch.float32))
     # Clamped to [-1, bins] and moved by 1, every position is >= 0, where truncation to an
-    # integer is the floor; the slot's first index is added as an integer (exact).
-    t.mul_((1.0 / width).float()).clamp_(-1.0, float(bins)).add_(1.0)
+    # integer is the floor; the histogram's first index is added as an integer (exact).
+    t.mul_(inv_width).clamp_(-1.0, float(bins)).add_(1.0)
     out = buffer("bin_index", torch.int32)
     index = out.copy_(t) if out is not None else t.to(torch.int32)
-    index.add_((slot * (bins + 2)).to(torch.int32))
+    if not isinstance(first_bin, int) or first_bin:
+        index.add_(first_bin)
     if not finite:  # a NaN position has no integer: send every non-finite value to the dropped bin
         index = torch.where(torch.isfinite(values), index, total)
     if dev.type == "cpu":
@@ -220,16 +225,25 @@ def slot_counts(
     return counts.reshape(num_slots, bins + 2).double()
 
 
-def histogram_counts(x: Tensor, edges: HistogramEdges, finite: bool = False, scratch: Scratch | None = None) -> Tensor:
+def edge_tensors(edges: HistogramEdges, device=None) -> tuple[Tensor, Tensor]:
+    """``(lo, 1 / width)`` of ``edges`` as float32 ``(1,)`` tensors, as :func:`slot_counts` takes them."""
+    return (
+        torch.tensor([edges.lo], dtype=torch.float32, device=device),
+        torch.tensor([1.0 / edges.width], dtype=torch.float32, device=device),
+    )
+
+
+def histogram_counts(
+    x: Tensor, edges: HistogramEdges, finite: bool = False, scratch: Scratch | None = None,
+    edge_values: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:  # fmt: skip
     """Counts of the finite values of ``x`` in the ``bins + 2`` bins of ``edges`` (float64).
 
-    Runs on ``x``'s device with no host synchronization (see :func:`slot_counts`).
+    Runs on ``x``'s device with no host synchronization (see :func:`slot_counts`);
+    ``edge_values``: :func:`edge_tensors` of ``edges``, if the caller keeps them.
     """
-    # Shape (1,), not a scalar: a 0-dim float64 would not promote float32 values to float64.
-    lo = torch.tensor([edges.lo], dtype=torch.float64, device=x.device)
-    width = torch.tensor([edges.width], dtype=torch.float64, device=x.device)
-    zero = torch.zeros((), device=x.device)
-    return slot_counts(x.detach().reshape(-1), lo, width, zero, edges.bins, 1, finite, scratch)[0]
+    lo, inv_width = edge_values if edge_values is not None else edge_tensors(edges, x.device)
+    return slot_counts(x.detach().reshape(-1), lo, inv_width, 0, edges.bins, 1, finite, scratch)[0]
 
 
 def subsample_stride(numel: int, per_sample: int, max_elements: int) -> int:

@@ -19,6 +19,8 @@ field.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -202,65 +204,60 @@ def finite_raw_sums(
     """
     dims = reduce_dims(x.dim(), unit_dim)
     units = num_units(x, unit_dim)
-    # Reduce every dimension but the batch (0) and the unit first: (N, U) partial sums.
-    inner = tuple(d for d in dims if d != 0)
-    pooled_batch = 0 in dims
+    if 0 not in dims:  # the unit is the batch dimension (no layout of the monitor): the general path
+        return None
     work = scratch.rows(2, x) if scratch is not None else torch.empty((2, *x.shape), device=x.device)
     if shift is None:
-        dev = x
-        sq = torch.mul(x, x, out=work[1])
+        work[0].copy_(x)
     else:
-        dev = torch.sub(x, broadcast_units(shift.to(x.dtype), x.dim(), unit_dim), out=work[0])
-        sq = torch.mul(dev, dev, out=work[1])
+        torch.sub(x, broadcast_units(shift.to(x.dtype), x.dim(), unit_dim), out=work[0])
+    torch.mul(work[0], work[0], out=work[1])
+    # Both rows at once: every dimension but the batch and the unit first, (2, N, U) partial
+    # sums, then the two halves of the batch (together one read of each row).
+    inner = tuple(d + 1 for d in dims if d != 0)
+    part = (work.sum(inner) if inner else work).reshape(2, x.shape[0], units)
     out = x.new_zeros(len(RAW_FIELDS), units)
-    for row, t in ((1, dev), (2, sq)):
-        part = t.sum(inner) if inner else t
-        if not pooled_batch:  # the unit is dimension 0 itself: no batch halves to take
-            torch.sum(part.reshape(1, -1), 0, out=out[row])
-            continue
-        part = part.reshape(part.shape[0], units)
-        if h > 0:
-            torch.sum(part[:h], 0, out=out[row + 3])
-            torch.add(out[row + 3], part[h:].sum(0), out=out[row])
-        else:
-            torch.sum(part, 0, out=out[row])
-    if not bool(torch.isfinite(out[2]).all()):
+    if h > 0:
+        torch.sum(part[:, :h], 1, out=out[4:6])
+        torch.add(out[4:6], part[:, h:].sum(1), out=out[1:3])
+    else:
+        torch.sum(part, 1, out=out[1:3])
+    if not math.isfinite(float(out[2].sum())):
         return None
-    flag = _finite_flag(x, dims, units, unit_dim, positive, beyond, work[0])
-    if flag is not None:
-        out[6] = flag
+    _finite_flag(x, dims, unit_dim, positive, beyond, work[0], out[6])
     per_unit = x.numel() // units
-    out[7] = per_unit
-    out[8] = per_unit * h // max(x.shape[0], 1)
+    out[7].fill_(per_unit)
+    out[8].fill_(per_unit * h // max(x.shape[0], 1))
     return out
 
 
 def _finite_flag(
-    x: Tensor, dims: tuple[int, ...], units: int, unit_dim: int | None,
-    positive: bool | FlagKinds, beyond: float | None, buf: Tensor,
-) -> Tensor | None:  # fmt: skip
-    """Per unit: elements ``> 0`` (rectifier inputs) or ``|x| > beyond``; None when no unit counts."""
+    x: Tensor, dims: tuple[int, ...], unit_dim: int | None,
+    positive: bool | FlagKinds, beyond: float | None, buf: Tensor, into: Tensor,
+) -> None:  # fmt: skip
+    """Per unit, into ``into``: elements ``> 0`` (rectifier inputs) or ``|x| > beyond``; left 0
+    where no unit counts."""
     if isinstance(positive, FlagKinds):
         kinds, ud = positive, unit_dim % x.dim()
         a, b = kinds.rectifiers, kinds.thresholds.numel()
-        if a + b == 0:
-            return None
-        flag = x.new_zeros(units)
         if a:
             part = torch.gt(x.narrow(ud, 0, a), 0.0, out=buf.narrow(ud, 0, a))
-            flag[:a] = part.sum(dims)
+            torch.sum(part, dims, out=into[:a])
         if b:
             thr = broadcast_units(kinds.thresholds, x.dim(), unit_dim)
             part = torch.abs(x.narrow(ud, a, b), out=buf.narrow(ud, a, b))
-            flag[a : a + b] = torch.gt(part, thr, out=part).sum(dims)
-        return flag
+            torch.sum(torch.gt(part, thr, out=part), dims, out=into[a : a + b])
+        return
     if positive:
         counted = torch.gt(x, 0.0, out=buf)
     elif beyond is not None:
         counted = torch.gt(torch.abs(x, out=buf), beyond, out=buf)
     else:
-        return None
-    return counted.sum(dims).reshape(units)
+        return
+    if unit_dim is None:
+        into.copy_(counted.sum().reshape(1))
+    else:
+        torch.sum(counted, dims, out=into)
 
 
 def flag_counted(shift, positive, beyond):

@@ -95,7 +95,8 @@ class ShiftMonitor(Callback):
             ``O(sites x (min(units, max_units) + bins))`` however wide a layer
             is; only :attr:`history` grows, by one row per site and measurement.
         fused: compute each layer's sums in one ``torch.compile``-d kernel instead
-            of about five elementwise passes (:mod:`shiftkit.stats.fused`):
+            of two elementwise passes (a CPU tensor with finite values) or five
+            (NaN/Inf, or an accelerator) (:mod:`shiftkit.stats.fused`):
             ~10x less time per large activation, but tens of seconds of
             compilation at the first measurement. Worth it for long runs that
             measure often on large activations.

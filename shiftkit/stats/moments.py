@@ -195,9 +195,9 @@ def finite_raw_sums(
     elements, which a healthy network never produces. Here the deviation
     ``d = x - K`` and its square are summed straight away, the batch halves as
     two partial sums (together one read of ``d``); a NaN, an Inf or a square
-    that overflows float32 makes a unit's sum of squares non-finite, and then
-    None sends the caller to the general path, so the result is the same either
-    way (to float32 summation order). That check reads the sums on the host,
+    that overflows float32 makes the sums of squares non-finite, and then None
+    sends the caller to the general path, so the result is the same either way
+    (to float32 summation order). That check reads the sums on the host,
     which for a CPU tensor is no synchronization; on an accelerator it would be,
     so only CPU tensors come here. Flags count ``x > 0`` and ``|x| > beyond``
     with float-output comparisons (boolean reductions measured 5-7x slower).

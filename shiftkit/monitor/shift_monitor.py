@@ -96,10 +96,12 @@ class ShiftMonitor(Callback):
             is; only :attr:`history` grows, by one row per site and measurement.
         fused: compute each layer's sums in one ``torch.compile``-d kernel instead
             of two elementwise passes (a CPU tensor with finite values) or five
-            (NaN/Inf, or an accelerator) (:mod:`shiftkit.stats.fused`):
-            ~10x less time per large activation, but tens of seconds of
-            compilation at the first measurement. Worth it for long runs that
-            measure often on large activations.
+            (NaN/Inf, or an accelerator) (:mod:`shiftkit.stats.fused`): one read
+            of each large activation, but tens of seconds of compilation at the
+            first measurement. On a CPU it now gains little (1.37x instead of
+            1.45x every step on ResNet-20 in the committed benchmark, more than
+            eager on small layers); it is meant for accelerators, not yet
+            measured there.
         probe_seed: seed of the probe forward's random number generators.
         heatmap_every: with a ``WandbLogger``, also log the layer x step heat map of
             ``kl_gauss`` over the run so far (an image, ``shift_heatmap/kl_gauss``) every this

@@ -284,8 +284,9 @@ class ShiftAccumulator:
             looked for; after that they are dropped (see :attr:`never_seen`).
         split_half: also sum the first half of each batch (noise floor).
         fused: compute each site's sums in one ``torch.compile``-d kernel
-            (see :mod:`shiftkit.stats.fused`: much faster on large activations,
-            tens of seconds of compilation at the first measurement).
+            (see :mod:`shiftkit.stats.fused`: one read of a large activation
+            instead of two to five, tens of seconds of compilation at the first
+            measurement).
         device: where the buffers live.
     """
 

@@ -1,10 +1,16 @@
 """The hot path as one fused kernel per site, with ``torch.compile`` (opt-in).
 
-:func:`~shiftkit.stats.moments.unit_raw_sums` in eager mode makes about five
-elementwise passes over each observed tensor plus its reductions; compiled, the
+:func:`~shiftkit.stats.moments.unit_raw_sums` in eager mode makes two
+elementwise passes over each observed tensor plus its reductions (a CPU tensor
+whose values are all finite) or five (NaN/Inf, or an accelerator); compiled, the
 same arithmetic reads the tensor once (a C++/OpenMP loop on CPU, a Triton kernel
-on CUDA). Measured on this project's 2-core CPU machine: 2.3 ms instead of 31 ms
-for a 128x16x32x32 activation, 51 us instead of 81 us for a 60x100 one.
+on CUDA). Measured on this project's 2-core CPU machine against the masked
+five-pass path: 2.3 ms instead of 31 ms for a 128x16x32x32 activation, 51 us
+instead of 81 us for a 60x100 one. Against the two-pass path that finite CPU
+tensors now take, it gains little: in the committed overhead benchmark
+(``benchmarks/results/overhead.md``) every step costs 1.37x instead of 1.45x on
+ResNet-20, and more than eager on the two MLPs, whose small layers the eager
+path reduces together.
 
 The price is compilation: tens of seconds the first time (and a few seconds
 for each new tensor rank, layout or flag kind), so it pays off in long runs

@@ -42,6 +42,12 @@ def main(out: str) -> None:
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"world": world, "history": callback.history, "batches": seen}, f)
+    if torch.distributed.is_initialized():
+        # Tear gloo down before the interpreter exits: left to exit, its threads were once
+        # destroyed while joinable under load ("terminate called without an active exception",
+        # SIGABRT, a failed run after both ranks had written their records).
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -126,27 +126,15 @@ class Layout:
 
     __hash__ = None
 
-    def site_of_unit(self, device=None) -> Tensor:
-        """``(U,)`` long tensor: the site index of every unit column (cached per device)."""
-        return self._cached("site_of_unit", device)
+    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+        """``build()``, made once per layout (e.g. the comparison's segment sums by site).
 
-    def edge_tensors(self, device=None) -> tuple[Tensor, Tensor]:
-        """``(lo, hi)`` as float64 ``(S,)`` tensors (cached per device)."""
-        return self._cached("lo", device), self._cached("hi", device)
-
-    def _cached(self, what: str, device) -> Tensor:
-        # A frozen dataclass: the cache lives outside the fields, so it takes no
-        # part in equality or checkpoints.
-        cache = self.__dict__.setdefault("_tensor_cache", {})
-        key = (what, str(device))
+        A frozen dataclass: the cache lives outside the fields, so it takes no part in
+        equality or checkpoints.
+        """
+        cache = self.__dict__.setdefault("_cache", {})
         if key not in cache:
-            if what == "site_of_unit":
-                counts = torch.tensor(self.units, dtype=torch.long)
-                order = torch.tensor(sorted(range(len(self.units)), key=lambda i: self.offsets[i]), dtype=torch.long)
-                value = torch.repeat_interleave(order, counts[order])
-            else:
-                value = torch.tensor(getattr(self, what), dtype=torch.float64)
-            cache[key] = value.to(device)
+            cache[key] = build()
         return cache[key]
 
     def edges(self, i: int, bins: int) -> HistogramEdges | None:

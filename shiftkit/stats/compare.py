@@ -114,10 +114,7 @@ class _Segments:
 
 
 def _segments(layout: Layout) -> _Segments:
-    cache = layout.__dict__.setdefault("_tensor_cache", {})  # lives with the layout (see Layout._cached)
-    if "segments" not in cache:
-        cache["segments"] = _Segments(layout)
-    return cache["segments"]
+    return layout.cached("segments", lambda: _Segments(layout))
 
 
 @functools.lru_cache(maxsize=16)

@@ -175,7 +175,10 @@ class Snapshot:
 
     def extended_to(self, layout: Layout) -> Snapshot:
         """This snapshot in a newer ``layout``: zero-count columns for units it appended,
-        histograms re-binned onto edges it widened (see :func:`~shiftkit.stats.histogram.rebin`)."""
+        histograms re-binned onto edges it widened (see :func:`~shiftkit.stats.histogram.rebin`).
+        Itself when the layout is the same."""
+        if layout is self.layout or layout == self.layout:
+            return self
         extra = layout.total_units - self.layout.total_units
         bins, sites = self.hist.shape[1] - 2, range(self.hist.shape[0])
         hist = rebin_rows(

@@ -474,7 +474,9 @@ class ShiftTracker:
         snap = self._acc.finish(
             all_reduce=torch_distributed_all_reduce if is_distributed() else None
         )
-        ref = self._ref
+        # In this measurement's layout once (widened edges re-binned, new units appended), and kept
+        # so: re-binning onto nested edges composes, so the kept reference compares as the original.
+        ref = self._ref.extended_to(snap.layout) if self._ref is not None else None
         stats = site_statistics(
             snap,
             ref,
@@ -487,8 +489,7 @@ class ShiftTracker:
         keep_first = self.reference == "initial" or (
             self.reference == "probe" and self.probe_baseline == "initial"
         )
-        if ref is None or not keep_first:
-            self._ref = snap
+        self._ref = snap if ref is None or not keep_first else ref
         log_hist = self.log_histograms and self.measurements % self.histogram_every == 0
         heatmaps = (
             self.heatmap_every is not None and (self.measurements + 1) % self.heatmap_every == 0

@@ -98,8 +98,8 @@ class ShiftMonitor(Callback):
             of two elementwise passes (a CPU tensor with finite values) or five
             (NaN/Inf, or an accelerator) (:mod:`shiftkit.stats.fused`): one read
             of each large activation, but tens of seconds of compilation at the
-            first measurement. On a CPU it now gains little (1.37x instead of
-            1.45x every step on ResNet-20 in the committed benchmark, more than
+            first measurement. On a CPU it now gains little (1.31x instead of
+            1.34x every step on ResNet-20 in the committed benchmark, more than
             eager on small layers); it is meant for accelerators, not yet
             measured there.
         probe_seed: seed of the probe forward's random number generators.

@@ -8,7 +8,7 @@ on CUDA). Measured on this project's 2-core CPU machine against the masked
 five-pass path: 2.3 ms instead of 31 ms for a 128x16x32x32 activation, 51 us
 instead of 81 us for a 60x100 one. Against the two-pass path that finite CPU
 tensors now take, it gains little: in the committed overhead benchmark
-(``benchmarks/results/overhead.md``) every step costs 1.37x instead of 1.45x on
+(``benchmarks/results/overhead.md``) every step costs 1.31x instead of 1.34x on
 ResNet-20, and more than eager on the two MLPs, whose small layers the eager
 path reduces together.
 

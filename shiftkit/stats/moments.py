@@ -108,13 +108,12 @@ def unit_raw_sums(
         float32 tensor of shape ``(len(RAW_FIELDS), units)``.
     """
     x = as_unit_tensor(x)
-    dims = reduce_dims(x.dim(), unit_dim)
-    units = num_units(x, unit_dim)
-    per_unit = x.numel() // units
     h = x.shape[0] // 2 if split_half else 0
     if fused:
         from shiftkit.stats.fused import fused_raw_sums
 
+        dims, units = reduce_dims(x.dim(), unit_dim), num_units(x, unit_dim)
+        per_unit = x.numel() // units
         k = torch.zeros(units, device=x.device) if shift is None else shift.float()
         rows = fused_raw_sums(x, broadcast_units(k, x.dim(), unit_dim), dims, h, positive, beyond)
         elements = rows.new_tensor([[per_unit], [per_unit * h // max(x.shape[0], 1)]]).expand(2, units)

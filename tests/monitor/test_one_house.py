@@ -88,6 +88,18 @@ def test_state_key_tells_apart_monitors_that_differ_in_any_argument():
     assert ShiftMonitor(**base).state_key == ShiftMonitor(**base).state_key
 
 
+def test_state_key_is_rebuilt_when_an_option_changes_after_it_was_read():
+    # The key is kept between reads (Lightning reads it around every hook); a changed option
+    # must still give the key a fresh monitor with that option has.
+    base = {"every_n_steps": 2, "layers": ["fc1"]}
+    monitor = ShiftMonitor(**base)
+    first = monitor.state_key
+    monitor.every_n_steps = 3
+    assert monitor.state_key == ShiftMonitor(**{**base, "every_n_steps": 3}).state_key != first
+    monitor.tracker.bins = 32
+    assert monitor.state_key == ShiftMonitor(**{**base, "every_n_steps": 3}, bins=32).state_key
+
+
 def test_two_monitors_that_differ_only_in_every_n_steps_resume_their_own_state(tmp_path):
     def run(max_epochs, ckpt_path=None):
         pl.seed_everything(0, verbose=False)

@@ -15,8 +15,8 @@ Phases (exclusive: a phase's time excludes the phases nested in it):
 * ``snapshot``: ``ShiftAccumulator.finish`` minus the DDP reduce (the deferred small sites'
   reductions, the one device-to-host copy, the per-unit fields on the host);
 * ``ddp_reduce``: ``torch_distributed_all_reduce`` (not run in one process);
-* ``comparison``: ``site_statistics`` + ``overflowed`` (the statistics against the reference);
-* ``read_back``: ``records_from_host`` (the device-to-host copy and the per-site records);
+* ``comparison``: ``statistics_table`` (the statistics against the reference, and the overflow flags);
+* ``read_back``: ``records_from_host`` (the host table and histograms into per-site records);
 * ``logging``: ``measurement_metrics`` + ``log_measurement`` + ``ShiftTracker._wandb_media``;
 * ``history``: ``SiteRecord.row`` (one history row per site);
 * ``checks``: ``ShiftTracker._report_inventories`` + ``_warn_about`` + ``_widen_outgrown``;
@@ -43,8 +43,7 @@ WRAPPED = (
     ("accumulation", "shiftkit.stats:ShiftAccumulator", "observe"),
     ("snapshot", "shiftkit.stats:ShiftAccumulator", "finish"),
     ("ddp_reduce", "shiftkit.tracker.tracker", "torch_distributed_all_reduce"),
-    ("comparison", "shiftkit.tracker.tracker", "site_statistics"),
-    ("comparison", "shiftkit.tracker.tracker", "overflowed"),
+    ("comparison", "shiftkit.tracker.tracker", "statistics_table"),
     ("read_back", "shiftkit.tracker.tracker", "records_from_host"),
     ("logging", "shiftkit.tracker.tracker", "measurement_metrics"),
     ("logging", "shiftkit.tracker.tracker", "log_measurement"),

@@ -22,7 +22,7 @@ from shiftkit.stats.accumulator import (
     torch_distributed_all_reduce,
 )
 from shiftkit.stats.activation import RECTIFIERS, SATURATION_THRESHOLDS
-from shiftkit.stats.compare import overflowed, site_statistics
+from shiftkit.stats.compare import overflowed, site_statistics, statistics_table
 from shiftkit.stats.divergence import (
     HIST_SMOOTHING,
     gaussian_kl,
@@ -59,6 +59,7 @@ __all__ = [  # noqa: RUF022 -- grouped by use, not sorted
     "Snapshot",
     "overflowed",
     "site_statistics",
+    "statistics_table",
     "torch_distributed_all_reduce",
     # the divergences and histograms on their own
     "EDGE_LIMIT",

@@ -74,6 +74,7 @@ from shiftkit.stats.divergence import (
     histogram_js,
     histogram_kl,
     mean_drift,
+    smoothed_probabilities,
     std_log_ratio,
 )
 from shiftkit.stats.histogram import histogram_percentiles
@@ -163,11 +164,39 @@ def site_statistics(
     docstring (spelled by :mod:`shiftkit.records.names`). Divergence statistics are NaN when ``ref`` is None;
     ``kl_gauss_floor`` is present only when ``noise_floor``.
     """
+    names, table = statistics_table(
+        cur, ref, sites=sites, quantiles=quantiles, var_floor_rel=var_floor_rel, smoothing=smoothing,
+        noise_floor=noise_floor,
+    )  # fmt: skip
+    return dict(zip(names, torch.from_numpy(table).unbind(0)))
+
+
+def statistics_table(
+    cur: Snapshot,
+    ref: Snapshot | None = None,
+    *,
+    sites: Sequence[SiteSpec] = (),
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
+    var_floor_rel: float = 1e-2,
+    smoothing: float = HIST_SMOOTHING,
+    noise_floor: bool = True,
+    overflow: str | None = None,
+) -> tuple[list[str], np.ndarray]:
+    """:func:`site_statistics` as the host table the monitor reads: ``(names, values)`` with
+    ``values`` a ``(len(names), S)`` float64 numpy array, one row per statistic.
+
+    With ``overflow`` a name, one more row under that name: :func:`overflowed` of ``cur``
+    and ``ref``, from the arrays the statistics already hold.
+    """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return _site_statistics(cur, ref, sites, quantiles, var_floor_rel, smoothing, noise_floor)
+        out = _site_statistics(cur, ref, sites, quantiles, var_floor_rel, smoothing, noise_floor, overflow)
+    # One check over all statistics stacked: finite or NaN, never +-Inf.
+    names = list(out)
+    table = np.stack([out[n] for n in names])
+    return names, np.where(np.isfinite(table), table, math.nan)
 
 
-def _site_statistics(cur, ref, sites, quantiles, var_floor_rel, smoothing, noise_floor) -> dict[str, Tensor]:
+def _site_statistics(cur, ref, sites, quantiles, var_floor_rel, smoothing, noise_floor, overflow) -> dict[str, np.ndarray]:
     layout = cur.layout
     num_sites = cur.hist.shape[0]
     seg = _segments(layout)
@@ -186,8 +215,9 @@ def _site_statistics(cur, ref, sites, quantiles, var_floor_rel, smoothing, noise
     else:
         has_a = var_a0 = np.zeros_like(n)
     ok = has & np.isfinite(var)
+    bad = _overflowed_units(f) if ref is None else _overflowed_units(f) | _overflowed_units(ref_host.fields)
     # Stage 1: everything that needs no per-site number yet.
-    (n_site, sum_site, nonfinite, flag, never_fired, units_with_data, var_a_sum, units_a, var_sum, units_var) = seg.sums(
+    (n_site, sum_site, nonfinite, flag, never_fired, units_with_data, var_a_sum, units_a, var_sum, units_var, bad_units) = seg.sums(
         n,
         np.where(has, f[F_SUM], 0.0),
         f[F_NONFINITE],
@@ -198,9 +228,12 @@ def _site_statistics(cur, ref, sites, quantiles, var_floor_rel, smoothing, noise
         has_a,
         np.where(ok, var, 0.0),
         ok,
+        bad,
     )
     mean_site = sum_site / n_site
     out: dict[str, np.ndarray] = {"mean": mean_site}
+    if overflow is not None:
+        out[overflow] = (bad_units > 0).astype(np.float64)
     out["nonfinite"] = np.where(n_site + nonfinite > 0, nonfinite, math.nan)
     lo, hi = np.asarray(layout.lo, dtype=np.float64), np.asarray(layout.hi, dtype=np.float64)
     pct = histogram_percentiles(host.hist, lo, hi, quantiles)
@@ -221,11 +254,12 @@ def _site_statistics(cur, ref, sites, quantiles, var_floor_rel, smoothing, noise
         out["std"] = np.sqrt(spread_site / n_site)
         nan = np.full(num_sites, math.nan)
         out.update({name: nan for name in DIVERGENCE_STATS if noise_floor or name != "kl_gauss_floor"})
-        return _finite_or_nan(out)
+        return out
 
     # Stage 2: the divergences, with the per-site variance floor.
     both = has & (n_a > 0)
-    typical = np.nan_to_num(np.maximum(var_a_sum / units_a, var_sum / units_var), nan=0.0)
+    typical = np.maximum(var_a_sum / units_a, var_sum / units_var)  # finite or NaN (sums of finite variances)
+    typical = np.where(np.isnan(typical), 0.0, typical)
     floor = seg.expand(var_floor_rel * typical + 1e-30)
     kl = gaussian_kl(mu, var, mu_a, var_a, floor)
     drift = mean_drift(mu, mu_a, var_a, floor)
@@ -238,20 +272,26 @@ def _site_statistics(cur, ref, sites, quantiles, var_floor_rel, smoothing, noise
     out["std"] = np.sqrt(summed[0] / n_site)
     out["kl_gauss"], out["mean_drift"], out["std_log_ratio"] = summed[1:4] / summed[4]
     out["mean_drift_max"] = seg.max(drift, both)
-    hist_ok = (host.hist.sum(-1) > 0) & (ref_host.hist.sum(-1) > 0)
-    out["kl_hist"] = np.where(hist_ok, histogram_kl(host.hist, ref_host.hist, smoothing), math.nan)
-    out["js_hist"] = np.where(hist_ok, histogram_js(host.hist, ref_host.hist, smoothing), math.nan)
+    hist_ok = (hist_total > 0) & (ref_host.hist.sum(-1) > 0)
+    kl_hist, js_hist = _histogram_kl_js(host.hist, ref_host.hist, smoothing)
+    out["kl_hist"] = np.where(hist_ok, kl_hist, math.nan)
+    out["js_hist"] = np.where(hist_ok, js_hist, math.nan)
     if noise_floor:
         out["kl_gauss_floor"] = summed[5] / summed[6]
-    return _finite_or_nan(out)
+    return out
 
 
-def _finite_or_nan(out: dict[str, np.ndarray]) -> dict[str, Tensor]:
-    # One check over all statistics stacked; handed back as (zero-copy) CPU tensors.
-    names = list(out)
-    stacked = np.stack([out[n] for n in names])
-    stacked = torch.from_numpy(np.where(np.isfinite(stacked), stacked, math.nan))
-    return dict(zip(names, stacked.unbind(0)))
+def _histogram_kl_js(p_counts: np.ndarray, q_counts: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`histogram_kl` and :func:`histogram_js` of the same pair, sharing the logarithms
+    (with smoothing no probability is 0, so ``x log y`` needs no guard)."""
+    if smoothing <= 0:
+        return histogram_kl(p_counts, q_counts, 0.0), histogram_js(p_counts, q_counts, 0.0)
+    p, q = smoothed_probabilities(p_counts, smoothing), smoothed_probabilities(q_counts, smoothing)
+    log_p, log_q = np.log(p), np.log(q)
+    log_m = np.log(0.5 * (p + q))
+    kl = (p * (log_p - log_q)).sum(-1)
+    js = 0.5 * (p * (log_p - log_m)).sum(-1) + 0.5 * (q * (log_q - log_m)).sum(-1)
+    return kl, js
 
 
 def overflowed(cur: Snapshot, ref: Snapshot | None = None) -> Tensor:

@@ -202,7 +202,7 @@ def slot_counts(
     indices on CUDA, where ``bincount`` would read its maximum back to the host).
     """
     total = num_slots * (bins + 2)
-    shape = values.shape if isinstance(first_bin, int) else torch.broadcast_shapes(values.shape, first_bin.shape)
+    shape = values.shape if isinstance(first_bin, int) else _broadcast_shape(values.shape, first_bin.shape)
     dev = values.device
 
     def buffer(key: str, dtype: torch.dtype) -> Tensor | None:
@@ -223,6 +223,14 @@ def slot_counts(
     else:
         counts = torch.histc(index.reshape(-1).float(), bins=total + 1, min=0, max=total + 1)[:total]
     return counts.reshape(num_slots, bins + 2).double()
+
+
+def _broadcast_shape(a: torch.Size, b: torch.Size) -> tuple[int, ...]:
+    """The broadcast of two shapes of one rank (``torch.broadcast_shapes`` took 32 us, a third
+    of a small group's binning); other ranks go to torch, which also checks them."""
+    if len(a) != len(b) or any(m != n and 1 not in (m, n) for m, n in zip(a, b)):
+        return tuple(torch.broadcast_shapes(a, b))
+    return tuple(n if m == 1 else m for m, n in zip(a, b))
 
 
 def edge_tensors(edges: HistogramEdges, device=None) -> tuple[Tensor, Tensor]:

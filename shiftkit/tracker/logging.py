@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from torch import Tensor
+import numpy as np
 
 from shiftkit.records.names import (
     HEATMAP_PREFIX,
@@ -53,21 +52,18 @@ class SiteRecord:
         return {"step": step, "epoch": epoch, "site": self.site, **self.values}
 
 
-def records_from_host(stats: dict[str, Tensor], snap: Snapshot, sites: list[str], with_hist: bool) -> list[SiteRecord]:
-    """Every statistic of every site (and the histograms if asked) in a single device-to-host copy."""
-    names = list(stats)
-    num_sites = len(sites)
-    payload = torch.stack([stats[n] for n in names]).flatten()
-    if with_hist:
-        payload = torch.cat([payload, snap.hist.flatten()])
-    host = payload.tolist()
-    bins = snap.hist.shape[1]
-    hist_start = len(names) * num_sites
+def records_from_host(
+    names: list[str], table: np.ndarray, snap: Snapshot, sites: list[str], with_hist: bool
+) -> list[SiteRecord]:
+    """One :class:`SiteRecord` per site from the measurement's host table (``names`` and their
+    ``(len(names), S)`` rows, see :func:`shiftkit.stats.compare.statistics_table`) and, if
+    asked, the snapshot's histograms (host tensors: no device transfer here)."""
+    flag_names = [n for n in names if n.startswith(FLAG_PREFIX)]
+    hists = snap.hist.tolist() if with_hist else [[]] * len(sites)
     records = []
-    for i, site in enumerate(sites):
-        values = {n: host[j * num_sites + i] for j, n in enumerate(names)}
-        flags = {n: values.pop(n) for n in names if n.startswith(FLAG_PREFIX)}
-        hist = host[hist_start + i * bins : hist_start + (i + 1) * bins] if with_hist else []
+    for site, column, hist in zip(sites, table.T.tolist(), hists):
+        values = dict(zip(names, column))
+        flags = {n: values.pop(n) for n in flag_names}
         records.append(SiteRecord(site, values, hist, flags))
     return records
 

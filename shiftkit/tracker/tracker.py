@@ -22,8 +22,7 @@ from shiftkit.stats import (
     ShiftAccumulator,
     SiteSpec,
     Snapshot,
-    overflowed,
-    site_statistics,
+    statistics_table,
     torch_distributed_all_reduce,
 )
 from shiftkit.stats.histogram import edges_or_none, rebin_rows
@@ -477,15 +476,15 @@ class ShiftTracker:
         # In this measurement's layout once (widened edges re-binned, new units appended), and kept
         # so: re-binning onto nested edges composes, so the kept reference compares as the original.
         ref = self._ref.extended_to(snap.layout) if self._ref is not None else None
-        stats = site_statistics(
+        names, table = statistics_table(
             snap,
             ref,
             sites=self._sites,
             quantiles=self.quantiles,
             var_floor_rel=self.var_floor,
             noise_floor=self.noise_floor and self.reference != "probe",
+            overflow=OVERFLOW_FLAG,
         )
-        stats[OVERFLOW_FLAG] = overflowed(snap, ref)
         keep_first = self.reference == "initial" or (
             self.reference == "probe" and self.probe_baseline == "initial"
         )
@@ -495,7 +494,7 @@ class ShiftTracker:
             self.heatmap_every is not None and (self.measurements + 1) % self.heatmap_every == 0
         )
         records = records_from_host(
-            stats, snap, [s.name for s in self._sites], log_hist or self.keep_histograms
+            names, table, snap, [s.name for s in self._sites], log_hist or self.keep_histograms
         )
         self.measurements += 1
         self.last_measured_step = step

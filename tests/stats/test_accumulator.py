@@ -23,7 +23,9 @@ from shiftkit.stats import (
     ShiftAccumulator,
     SiteSpec,
     Snapshot,
+    overflowed,
     site_statistics,
+    statistics_table,
     torch_distributed_all_reduce,
 )
 from shiftkit.stats.accumulator import Layout
@@ -204,6 +206,27 @@ def test_statistic_names(three_measurements):
     assert names == {"mean", "std", "nonfinite", "hist_outside", "p2.5", "p50"} | set(DIVERGENCE_STATS) - {
         "kl_gauss_floor"
     }
+
+
+@pytest.mark.parametrize("huge_at", [1, 0], ids=["in_cur", "in_ref"])
+def test_statistics_table_is_site_statistics_plus_the_overflow_row(gen, huge_at):
+    # The monitor's one table: the same rows as site_statistics, and overflowed() under the given
+    # name (an overflow in either snapshot flags the site).
+    acc = make_acc()
+    snaps = []
+    for m in range(2):
+        obs = measurement_data(gen, m)
+        if m == huge_at:
+            obs[2] = (2, obs[2][1] * 1e30)  # relu: float32 squares overflow
+        feed(acc, obs)
+        snaps.append(acc.finish())
+    names, table = statistics_table(snaps[1], snaps[0], sites=SITES, overflow="_overflow")
+    expected = site_statistics(snaps[1], snaps[0], sites=SITES)
+    assert names == [*list(expected)[:1], "_overflow", *list(expected)[1:]]
+    for j, name in enumerate(names):
+        want = overflowed(snaps[1], snaps[0]) if name == "_overflow" else expected[name]
+        np.testing.assert_array_equal(table[j], want.numpy(), err_msg=name)
+    assert table[names.index("_overflow")].tolist() == [0.0, 0.0, 1.0, 0.0]
 
 
 def test_torch_distributed_all_reduce_is_a_no_op_in_one_process():

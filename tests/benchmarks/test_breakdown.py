@@ -31,12 +31,12 @@ def test_installed_restores_originals_and_names_what_is_missing(monkeypatch):
     from shiftkit.stats import ShiftAccumulator
     from shiftkit.tracker import tracker
 
-    observe, stats = ShiftAccumulator.observe, tracker.site_statistics
+    observe, stats = ShiftAccumulator.observe, tracker.statistics_table
     missing = ("history", "shiftkit.tracker.logging:SiteRecord", "no_such_method")
     monkeypatch.setattr(breakdown, "WRAPPED", (*breakdown.WRAPPED, missing))
     t = PhaseTimer()
     with t.installed():
         assert ShiftAccumulator.observe is not observe
-        assert tracker.site_statistics is not stats
-    assert ShiftAccumulator.observe is observe and tracker.site_statistics is stats
+        assert tracker.statistics_table is not stats
+    assert ShiftAccumulator.observe is observe and tracker.statistics_table is stats
     assert t.missing == ["history: shiftkit.tracker.logging.SiteRecord.no_such_method"]

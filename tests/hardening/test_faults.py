@@ -141,15 +141,15 @@ def test_an_error_while_observing_skips_that_site_and_training_goes_on(monkeypat
 
 
 def test_an_error_in_a_measurement_switches_the_monitor_off_and_training_goes_on(monkeypatch):
-    real, calls = shift_monitor_module.site_statistics, []
+    real, calls = shift_monitor_module.statistics_table, []
 
-    def site_statistics(*args, **kwargs):
+    def statistics_table(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise ValueError("bad numbers")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(shift_monitor_module, "site_statistics", site_statistics)
+    monkeypatch.setattr(shift_monitor_module, "statistics_table", statistics_table)
     monitor = ShiftMonitor(every_n_steps=1)
     model = Classifier(Containers())
     messages = monitor_warnings(fit(model, sequences([(8, 4)] * 4), monitor, max_steps=4))

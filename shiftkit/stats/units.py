@@ -43,6 +43,8 @@ def as_unit_tensor(x: Tensor, copy: bool = False) -> Tensor:
     produced ``x`` modifies it in place).
     """
     x = x.detach()
+    if x.dtype is torch.float32 and x.dim() >= 2 and not copy:
+        return x  # the common case, without the dispatch of a no-op conversion
     if x.dim() == 0:
         x = x.reshape(1, 1)
     elif x.dim() == 1:

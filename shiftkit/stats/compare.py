@@ -133,15 +133,25 @@ class _Host:
     fields: np.ndarray
     hist: np.ndarray
     shift: np.ndarray
+    _moments: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def of(cls, snap: Snapshot) -> _Host:
-        return cls(host64(snap.fields), host64(snap.hist), host64(snap.shift))
+        # Kept on the snapshot: with reference="previous" the reference is the last measurement,
+        # whose arrays and moments were made when it was compared as the current one.
+        kept = snap.__dict__.get("_host")
+        if kept is not None and kept[0] is snap.fields and kept[1] is snap.hist and kept[2] is snap.shift:
+            return kept[3]
+        host = cls(host64(snap.fields), host64(snap.hist), host64(snap.shift))
+        snap.__dict__["_host"] = (snap.fields, snap.hist, snap.shift, host)
+        return host
 
     def moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        f = self.fields
-        n = f[F_COUNT]
-        return n, f[F_SUM] / n, shifted_variance(n, f[F_SUM], f[F_SUMSQ], self.shift)
+        if self._moments is None:
+            f = self.fields
+            n = f[F_COUNT]
+            self._moments = (n, f[F_SUM] / n, shifted_variance(n, f[F_SUM], f[F_SUMSQ], self.shift))
+        return self._moments
 
 
 def site_statistics(

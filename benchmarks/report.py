@@ -455,12 +455,14 @@ def markdown(results: dict, labels: dict[str, str]) -> str:
         "they depend on the machine, the ratios much less. See `benchmarks/README.md`.",
         "",
     ]
-    loads = [x[0] for x in (m.get("load_average_start"), m.get("load_average_end")) if x]
-    if loads and m.get("logical_cores") and max(loads) > 0.5 * m["logical_cores"]:
+    # Other work is judged by the load when the run started: at its end the 1-minute load counts
+    # the benchmark's own threads (about one per core), so it says nothing about other work.
+    start = (m.get("load_average_start") or [None])[0]
+    if start is not None and m.get("logical_cores") and start > 0.5 * m["logical_cores"]:
         lines += [
-            f"**The machine was busy** (1-minute load up to {max(loads):.1f} on "
-            f"{m['logical_cores']} cores, other work running): medians and spreads carry that "
-            "noise; do not quote these numbers as the tool's overhead.",
+            f"**The machine was busy** (1-minute load {start:.1f} on {m['logical_cores']} cores "
+            "when the run started, other work running): medians and spreads carry that noise; do "
+            "not quote these numbers as the tool's overhead.",
             "",
         ]
     if m["device"] == "cpu":

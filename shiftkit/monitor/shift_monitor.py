@@ -98,10 +98,10 @@ class ShiftMonitor(Callback):
             of two elementwise passes (a CPU tensor with finite values) or five
             (NaN/Inf, or an accelerator) (:mod:`shiftkit.stats.fused`): one read
             of each large activation, but tens of seconds of compilation at the
-            first measurement. On a CPU it now gains little (1.31x instead of
-            1.34x every step on ResNet-20 in the committed benchmark, more than
-            eager on small layers); it is meant for accelerators, not yet
-            measured there.
+            first measurement. On a CPU it gains some on large layers (1.23-1.38x
+            instead of 1.29-1.68x every step on ResNet-20 in the committed
+            benchmark) and costs more than eager on small ones; it is meant for
+            accelerators, not yet measured there.
         probe_seed: seed of the probe forward's random number generators.
         heatmap_every: with a ``WandbLogger``, also log the layer x step heat map of
             ``kl_gauss`` over the run so far (an image, ``shift_heatmap/kl_gauss``) every this

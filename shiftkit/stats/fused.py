@@ -7,10 +7,12 @@ same arithmetic reads the tensor once (a C++/OpenMP loop on CPU, a Triton kernel
 on CUDA). Measured on this project's 2-core CPU machine against the masked
 five-pass path: 2.3 ms instead of 31 ms for a 128x16x32x32 activation, 51 us
 instead of 81 us for a 60x100 one. Against the two-pass path that finite CPU
-tensors now take, it gains little: in the committed overhead benchmark
-(``benchmarks/results/overhead.md``) every step costs 1.31x instead of 1.34x on
-ResNet-20, and more than eager on the two MLPs, whose small layers the eager
-path reduces together.
+tensors now take, it gains some on large activations (0.9 ms against 4.5 ms
+for one 128x16x32x32 activation alone), but each call of the compiled region
+costs about a millisecond of dispatch here: in the committed overhead benchmark
+(``benchmarks/results/overhead.md``) every step costs 1.38x instead of 1.68x on
+ResNet-20 (1.23x instead of 1.29x in its recheck), and more than eager on the
+two MLPs, whose small layers the eager path reduces together.
 
 The price is compilation: tens of seconds the first time (and a few seconds
 for each new tensor rank, layout or flag kind), so it pays off in long runs

@@ -22,3 +22,20 @@ def test_measurement_cost_is_taken_within_its_block_and_drift_shows_only_in_unme
     parts = default_cost_parts(blocks, "shift_default", period=10)
     assert parts["measuring"] == pytest.approx(1 + 3.0 / 10)  # against the reference: 1.31 in round 0
     assert parts["unmeasured"] == pytest.approx(1.05)  # median of the two rounds: 1.1 and 1.0
+
+
+@pytest.mark.parametrize(("start", "end", "busy"), [(0.3, 1.9, False), (1.5, 1.9, True), (0.9, 0.4, False)])
+def test_busy_note_is_judged_by_the_load_when_the_run_started(start, end, busy):
+    # At its end the 1-minute load counts the benchmark's own threads (one per core): that is
+    # not other work, and must not mark a run made on an idle machine as busy.
+    import json
+    from pathlib import Path
+
+    from benchmarks.configs import CONFIGS
+    from benchmarks.report import markdown
+
+    results = json.loads((Path(__file__).parents[2] / "benchmarks/results/overhead.json").read_text())
+    results["machine"].update(logical_cores=2, load_average_start=[start, 0.5, 0.5], load_average_end=[end, 1.0, 1.0])
+    text = markdown(results, {name: c.label for name, c in CONFIGS.items()})
+    assert ("**The machine was busy** (1-minute load %.1f on 2 cores" % start in text) is busy
+    assert ("machine was busy" in text) is busy

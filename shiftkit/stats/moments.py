@@ -75,6 +75,14 @@ class FlagKinds:
         return self._masks
 
 
+#: Elements per sample and unit for which :func:`finite_raw_sums` takes the sums of squares as
+#: squared 2-norms (no squares written out). Below, where the reductions are short, writing the
+#: squares and reducing both rows at once measured as fast; above, the norm's float32
+#: accumulation loses precision (3e-5 relative over 2M elements, against 2e-7 for ``sum``;
+#: 3.5e-7 over 1,024).
+NORM_PATH_INNER = (64, 4096)
+
+
 def unit_raw_sums(
     x: Tensor,
     unit_dim: int | None = FEATURES,
@@ -205,16 +213,29 @@ def finite_raw_sums(
     units = num_units(x, unit_dim)
     if 0 not in dims:  # the unit is the batch dimension (no layout of the monitor): the general path
         return None
-    work = scratch.rows(2, x) if scratch is not None else torch.empty((2, *x.shape), device=x.device)
+    inner = tuple(d for d in dims if d != 0)
+    per_sample_unit = x.numel() // max(x.shape[0] * units, 1)
+    by_norm = NORM_PATH_INNER[0] <= per_sample_unit <= NORM_PATH_INNER[1]
+    work = scratch.rows(1 if by_norm else 2, x) if scratch is not None else torch.empty((1 if by_norm else 2, *x.shape), device=x.device)
     if shift is None:
         work[0].copy_(x)
     else:
         torch.sub(x, broadcast_units(shift.to(x.dtype), x.dim(), unit_dim), out=work[0])
-    torch.mul(work[0], work[0], out=work[1])
-    # Both rows at once: every dimension but the batch and the unit first, (2, N, U) partial
-    # sums, then the two halves of the batch (together one read of each row).
-    inner = tuple(d + 1 for d in dims if d != 0)
-    part = (work.sum(inner) if inner else work).reshape(2, x.shape[0], units)
+    if by_norm:
+        # Many elements per sample and unit (a conv input's pixels): the sum of squares as a
+        # squared 2-norm, a reduction that squares as it reads, so d^2 is never written out.
+        # Measured on a 128x16x32x32 input: 0.29 ms instead of 0.48 for square and sums.
+        part = scratch.take("norm_part", (2, x.shape[0], units), x.dtype, x.device) if scratch is not None else x.new_empty(2, x.shape[0], units)
+        kept = [n for d, n in enumerate(x.shape) if d not in inner]
+        torch.sum(work[0], inner, out=part[0].view(kept))
+        torch.linalg.vector_norm(work[0], 2, dim=inner, out=part[1].view(kept))
+        part[1].square_()
+    else:
+        torch.mul(work[0], work[0], out=work[1])
+        # Both rows at once: every dimension but the batch and the unit first, (2, N, U) partial
+        # sums, then the two halves of the batch (together one read of each row).
+        rows_inner = tuple(d + 1 for d in inner)
+        part = (work.sum(rows_inner) if rows_inner else work).reshape(2, x.shape[0], units)
     out = x.new_zeros(len(RAW_FIELDS), units)
     if h > 0:
         torch.sum(part[:, :h], 1, out=out[4:6])

@@ -24,7 +24,11 @@ from shiftkit.stats.moments import (
 
 from .oracles import units_view
 
-LAYOUTS = [((64, 10), -1), ((16, 7, 5), -1), ((12, 6, 17), 1), ((8, 5, 6, 7), 1), ((9, 4, 3), None)]
+LAYOUTS = [
+    ((64, 10), -1), ((16, 7, 5), -1), ((12, 6, 17), 1), ((8, 5, 6, 7), 1), ((9, 4, 3), None),
+    # 64 or more elements per sample and unit: sums of squares as squared norms (NORM_PATH_INNER)
+    ((8, 5, 16, 16), 1), ((6, 70, 9), -1), ((4, 3, 10, 10), None),
+]  # fmt: skip
 FLAGS = {"none": (False, None), "positive": (True, None), "beyond": (False, 1.0)}
 
 
@@ -80,3 +84,16 @@ def test_nonfinite_or_overflowing_tensor_goes_to_the_masked_path(bad, gen):
     torch.testing.assert_close(got, masked_raw_sums(x, -1, None, 8, True, None), equal_nan=True)
     nonfinite = got[RAW_FIELDS.index("nonfinite")].tolist()
     assert nonfinite == ([0, 0, 1, 0, 0] if not math.isfinite(bad) else [0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("shape,unit_dim,by_norm", [((8, 5, 16, 16), 1, True), ((8, 5, 6, 7), 1, False), ((2, 3, 70, 70), 1, False)])
+def test_norm_path_is_taken_between_its_bounds(shape, unit_dim, by_norm, gen, monkeypatch):
+    # 64..4096 elements per sample and unit: squared norms; outside, squares written out (short
+    # reductions gain nothing, long ones would lose float32 precision in the norm).
+    calls = []
+    norm = torch.linalg.vector_norm
+    monkeypatch.setattr(torch.linalg, "vector_norm", lambda *a, **k: calls.append(1) or norm(*a, **k))
+    x = data(shape, gen)
+    fast = finite_raw_sums(x, unit_dim, None, shape[0] // 2, False, None, Scratch())
+    assert bool(calls) is by_norm
+    torch.testing.assert_close(fast, masked_raw_sums(x, unit_dim, None, shape[0] // 2, False, None, Scratch()), rtol=1e-5, atol=1e-4)

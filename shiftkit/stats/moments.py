@@ -201,7 +201,9 @@ def finite_raw_sums(
     The general path spends four of its five elementwise passes on non-finite
     elements, which a healthy network never produces. Here the deviation
     ``d = x - K`` and its square are summed straight away, the batch halves as
-    two partial sums (together one read of ``d``); a NaN, an Inf or a square
+    two partial sums (together one read of ``d``); with 64 to 4096 elements per
+    sample and unit (:data:`NORM_PATH_INNER`) the sums of squares are squared
+    2-norms of ``d``, so the squares are never written out; a NaN, an Inf or a square
     that overflows float32 makes the sums of squares non-finite, and then None
     sends the caller to the general path, so the result is the same either way
     (to float32 summation order). That check reads the sums on the host,

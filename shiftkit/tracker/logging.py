@@ -59,7 +59,7 @@ def records_from_host(
     ``(len(names), S)`` rows, see :func:`shiftkit.stats.compare.statistics_table`) and, if
     asked, the snapshot's histograms (host tensors: no device transfer here)."""
     flag_names = [n for n in names if n.startswith(FLAG_PREFIX)]
-    hists = snap.hist.tolist() if with_hist else [[]] * len(sites)
+    hists = snap.hist.tolist() if with_hist else [[] for _ in sites]  # one list each, not shared
     records = []
     for site, column, hist in zip(sites, table.T.tolist(), hists):
         values = dict(zip(names, column))
